@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (session auth, origin checked)."""
+"""ASGI: HTTP through Django; websockets through Channels (session auth, origin checked)."""
 
 import os
 
@@ -16,6 +16,8 @@ from studio.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

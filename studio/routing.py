@@ -1,5 +1,6 @@
 """Websocket routes. Each app contributes its own list."""
 
-from django.urls import URLPattern, URLResolver
+from typing import Any
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+# Entries are django.urls.path()/re_path() to consumers' as_asgi().
+websocket_urlpatterns: list[Any] = []

@@ -37,7 +37,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
-DEV_SECRET_KEY = "django-insecure-studio-development-key-do-not-use-in-production"
+DEV_SECRET_KEY = "django-insecure-studio-development-key-do-not-use-in-production"  # noqa: S105 - refused in production below
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip() or DEV_SECRET_KEY
 
 # Fernet keys for relay API keys at rest. Comma-separated: the first encrypts, all decrypt, so a
@@ -50,9 +50,12 @@ if not FIELD_ENCRYPTION_KEYS and DEBUG:
     ]
 
 if not DEBUG:
-    if SECRET_KEY == DEV_SECRET_KEY or SECRET_KEY.startswith("django-insecure") or len(
-        SECRET_KEY
-    ) < 50 or len(set(SECRET_KEY)) < 5:
+    if (
+        SECRET_KEY == DEV_SECRET_KEY
+        or SECRET_KEY.startswith("django-insecure")
+        or len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+    ):
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off "
             "(python -c 'import secrets; print(secrets.token_urlsafe(64))')."
@@ -60,7 +63,8 @@ if not DEBUG:
     if not FIELD_ENCRYPTION_KEYS:
         raise ImproperlyConfigured(
             "FIELD_ENCRYPTION_KEY must be set when DJANGO_DEBUG is off "
-            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+            "(python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')."
         )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
@@ -123,10 +127,11 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "studio.sqlite3",
+            "NAME": str(DATA_DIR / "studio.sqlite3"),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
@@ -174,6 +179,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# In development WhiteNoise serves straight from the source folders (no collectstatic needed).
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_URL = None  # assets are served only through authorising views, never as public files
 STORAGES = {

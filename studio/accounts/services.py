@@ -1,0 +1,105 @@
+"""Relay credentials: saving, verifying, removing, and choosing which key a user's requests use.
+
+Chat and media jobs call `relay_credentials_for(user)` and never read keys themselves.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from studio.accounts.models import Profile, RelayCredential
+from studio.upstream import RelayClient, RelayCredentials, UpstreamError, user_message
+
+
+class MissingCredential(Exception):
+    """The user has no key of their own and may not use the site key."""
+
+    def __init__(self) -> None:
+        super().__init__(_("Add your relay API key in Settings to use this feature."))
+
+
+def allowed_base_urls() -> list[str]:
+    return list(settings.UPSTREAM_ALLOWED_BASE_URLS)
+
+
+def validate_base_url(base_url: str) -> str:
+    base_url = base_url.strip().rstrip("/")
+    if base_url not in allowed_base_urls():
+        raise ValidationError(_("Choose one of the relays an administrator has approved."))
+    return base_url
+
+
+def site_key_allowed(user: User) -> bool:
+    if not settings.UPSTREAM_API_KEY or not settings.UPSTREAM_BASE_URL:
+        return False
+    return Profile.objects.filter(user=user, allow_site_key=True).exists()
+
+
+@transaction.atomic
+def save_credential(user: User, *, base_url: str, api_key: str) -> RelayCredential:
+    """Store (or replace) the user's relay key, encrypted; the relay must be on the allowlist.
+
+    An empty api_key keeps the stored key and only changes the relay.
+    """
+    base_url = validate_base_url(base_url)
+    api_key = api_key.strip()
+    credential = RelayCredential.objects.select_for_update().filter(user=user).first()
+    if credential is None:
+        if not api_key:
+            raise ValidationError(_("Enter an API key."))
+        credential = RelayCredential(user=user)
+    if api_key:
+        credential.set_api_key(api_key)
+    elif credential.base_url != base_url:
+        credential.verified_at = None
+        credential.verified_model_count = None
+    credential.base_url = base_url
+    credential.save()
+    return credential
+
+
+def remove_credential(user: User) -> bool:
+    deleted, _count = RelayCredential.objects.filter(user=user).delete()
+    return bool(deleted)
+
+
+def relay_credentials_for(user: User) -> RelayCredentials:
+    """The relay and key this user's requests go out with, or MissingCredential."""
+    credential = RelayCredential.objects.filter(user=user).first()
+    if credential is not None:
+        return RelayCredentials(base_url=credential.base_url, api_key=credential.api_key)
+    if site_key_allowed(user):
+        return RelayCredentials(
+            base_url=settings.UPSTREAM_BASE_URL, api_key=settings.UPSTREAM_API_KEY
+        )
+    raise MissingCredential()
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    ok: bool
+    model_count: int | None
+    message: str
+
+
+async def verify_credential(credential: RelayCredential) -> VerifyOutcome:
+    """Ask the relay for its model list with this key and record what it said."""
+    client = RelayClient(RelayCredentials(base_url=credential.base_url, api_key=credential.api_key))
+    try:
+        models = await client.list_models()
+    except UpstreamError as error:
+        credential.verified_at = None
+        credential.verified_model_count = None
+        credential.last_error = user_message(error)
+        await credential.asave(update_fields=["verified_at", "verified_model_count", "last_error"])
+        return VerifyOutcome(ok=False, model_count=None, message=credential.last_error)
+    credential.verified_at = timezone.now()
+    credential.verified_model_count = len(models)
+    credential.last_error = ""
+    await credential.asave(update_fields=["verified_at", "verified_model_count", "last_error"])
+    return VerifyOutcome(ok=True, model_count=len(models), message="")

@@ -1,0 +1,39 @@
+"""Shared fixtures. The relay simulator fixture lives in tests/simulator_fixture.py."""
+
+import os
+
+import pytest
+
+from tests.factories import UserFactory
+
+pytest_plugins = ["tests.simulator_fixture"]
+
+# When CI=true a missing browser or service fails the run instead of being skipped.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: required here)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def password() -> str:
+    return "correct horse battery staple 42"
+
+
+@pytest.fixture
+def user(db, password):
+    return UserFactory(username="alice", password=password)
+
+
+@pytest.fixture
+def other_user(db, password):
+    return UserFactory(username="bob", password=password)
+
+
+@pytest.fixture
+def signed_in(client, user):
+    client.force_login(user)
+    return client
