@@ -7,7 +7,7 @@ MO := locale/zh_Hans/LC_MESSAGES/django.mo
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo run test test-unit test-integration test-postgres test-browser lint format bench clean
+.PHONY: setup demo run test test-unit test-integration test-postgres test-browser lint format bench bench-smoke clean clean-results
 
 # The virtualenv is rebuilt only when the dependency pins change, so a second run is quick.
 $(STAMP): pyproject.toml requirements.lock bin/find-python
@@ -42,10 +42,14 @@ format: setup
 
 # Everything CI runs: lint, the unit and integration tests on SQLite, the database tests again on
 # PostgreSQL (when it answers; with CI=true it must), and the browser tests.
-test: lint test-unit test-integration test-postgres test-browser
-	@echo "All test stages passed."
+test: clean-results lint test-unit test-integration test-postgres test-browser bench-smoke
+	@$(PY) bin/test-summary $(RESULTS)
 
-PYTEST := DJANGO_DOTENV=0 $(PY) -m pytest -p no:cacheprovider
+RESULTS := var/test-results
+PYTEST = DJANGO_DOTENV=0 $(PY) -m pytest -p no:cacheprovider --junitxml=$(RESULTS)/$@.xml
+
+clean-results:
+	@rm -rf $(RESULTS)
 
 test-unit: setup
 	$(PYTEST) tests/unit -q
@@ -67,7 +71,11 @@ test-browser: setup
 	$(PYTEST) tests/browser -q
 
 bench: setup
-	@for script in bench/*.py; do echo "== $$script"; DJANGO_DOTENV=0 $(PY) $$script || exit 1; done
+	@for script in bench/*.py; do echo "== $$script"; DJANGO_DOTENV=0 $(PY) $$script $(BENCH_ARGS) || exit 1; done
+
+# A quick pass over every benchmark so none of them rots (figures from it mean little).
+bench-smoke:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS=--smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -58,8 +58,15 @@ class RelayCredentialAdmin(admin.ModelAdmin):
     list_display = ["user", "base_url", "masked_key", "verified_at", "verified_model_count"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
-    fields = ["user", "base_url", "masked_key", "verified_at", "verified_model_count", "last_error"]
-    readonly_fields = fields
+    readonly_fields = (
+        "user",
+        "base_url",
+        "masked_key",
+        "verified_at",
+        "verified_model_count",
+        "last_error",
+    )
+    fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are added by their owner on /settings/ or with `adduser`

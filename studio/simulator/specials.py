@@ -1,8 +1,31 @@
 """Special markers in prompts that make the simulator misbehave on purpose.
 
-A marker is ``[[name]]`` or ``[[name=value]]`` anywhere in the text the caller controls (last user
-message, completion prompt, image prompt, speech input, MJ prompt). They let the tests of every
-other part of the project reach each failure branch over real HTTP without a switchboard API.
+A marker is ``[[name]]`` or ``[[name=value]]`` anywhere in the text the caller controls: the last
+user message (chat), ``prompt`` (completions, images, transcription, MJ), ``input`` (speech,
+embeddings) and, on /mj/*, also ``state``. They let the tests of every other part of the project
+reach each failure branch over real HTTP without a control API. Markers are stripped from echoes.
+
+/v1/* (and "unknown" in the model name → 503 no channel):
+  [[error:429]]        429 "group saturated" (Chinese message) + ``Retry-After: 7``
+  [[error:503]]        503 "no available channel for model X under group default (distributor)"
+  [[error:500-html]]   502 with an nginx HTML body (not JSON)
+  [[error:500]]        500 upstream_error "bad response status code 500"
+  [[error:400]]        400 invalid_request_error
+  [[error:401]]        401 invalid_api_key
+  [[error:quota]]      403 insufficient_quota
+  [[die]]              stream: a few chunks, then the TCP connection is dropped (no [DONE]);
+                       non-stream: connection dropped without any response
+  [[error:midstream]]  stream: a few chunks, then ``data: {"error": {...}}`` and the end
+  [[slow]]             60 s / SIMULATOR_SPEED of silence before the first byte of the answer
+  [[sleep=N]]          exactly N seconds of silence (not scaled)
+  [[tps=N]]            stream at N tokens per second (not scaled)
+  [[tokens=N]]         reply exactly N tokens long
+  [[expire]]           generated files (images, MJ results) are expired from the start
+/mj/*:
+  [[error:429]] → 429 code 30; [[error:503]] → 503; [[error:500-html]] → 502 HTML;
+  [[error:quota]] → 400 quota_not_enough; [[mj:banned]] → code 24; [[mj:queue-full]] → 23;
+  [[mj:no-instance]] → 3; [[mj:system-error]] → 9; [[mj:queued]] → 22 (task created);
+  [[mj:fail]] → the task ends in FAILURE; [[expire]], [[sleep=N]], [[slow]] as above.
 """
 
 from __future__ import annotations

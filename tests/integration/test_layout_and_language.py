@@ -50,3 +50,24 @@ def test_sign_out_is_a_post(signed_in):
     assert signed_in.get("/settings/").status_code == 200
     signed_in.post("/accounts/logout/")
     assert signed_in.get("/settings/").status_code == 302
+
+
+def test_password_can_be_changed(signed_in, user, password, client):
+    new_password = "a brand new passphrase 314"
+    response = signed_in.post(
+        "/accounts/password_change/",
+        {"old_password": password, "new_password1": new_password, "new_password2": new_password},
+        follow=True,
+    )
+    assert response.status_code == 200
+    signed_in.post("/accounts/logout/")
+    assert client.login(username=user.username, password=new_password)
+
+
+def test_password_change_keeps_the_form_on_error(signed_in):
+    response = signed_in.post(
+        "/accounts/password_change/",
+        {"old_password": "wrong", "new_password1": "x", "new_password2": "y"},
+    )
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()

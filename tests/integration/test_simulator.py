@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -36,12 +37,9 @@ from tests.simulator_fixture import (
 
 SATURATED = "当前分组上游负载已饱和，请稍后再试"  # noqa: RUF001 - the relay's exact words
 
-# Harmless if tests/conftest.py registers the plugin too: pytest loads a plugin only once.
-pytest_plugins = ["tests.simulator_fixture"]
-
 
 @pytest.fixture
-def client(simulator: RunningSimulator) -> httpx.Client:
+def client(simulator: RunningSimulator) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=simulator.url, headers=simulator.headers(), timeout=20) as c:
         yield c
 
