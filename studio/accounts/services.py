@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from studio.accounts.models import Profile, RelayCredential
-from studio.upstream import RelayClient, RelayCredentials, UpstreamError, user_message
+from studio.upstream import RelayClient, RelayCredentials, UpstreamError, openai, user_message
 
 
 class MissingCredential(Exception):
@@ -91,7 +91,7 @@ async def verify_credential(credential: RelayCredential) -> VerifyOutcome:
     """Ask the relay for its model list with this key and record what it said."""
     client = RelayClient(RelayCredentials(base_url=credential.base_url, api_key=credential.api_key))
     try:
-        models = await client.list_models()
+        models = await openai.list_models(client)
     except UpstreamError as error:
         credential.verified_at = None
         credential.verified_model_count = None

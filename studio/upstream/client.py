@@ -1,8 +1,8 @@
 """The one place that sends HTTP to the relay: pooled connections, auth, timeouts, errors.
 
-Family modules (`openai.py`, ...) implement the endpoints as functions on top of `RelayClient`'s
-`_request*` / `_stream` helpers, which are private to this package. `RelayClient` also offers
-each endpoint as a method (`await client.list_models()`), delegating to the family module.
+Family modules (`openai.py`, ...) implement the endpoints as functions taking a `RelayClient`
+(`await openai.list_models(client)`), built on its `_request*` / `_stream` helpers, which are
+private to this package.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -28,19 +28,6 @@ from studio.upstream.errors import (
     error_from_response,
 )
 from studio.upstream.masking import mask_key
-
-if TYPE_CHECKING:
-    from studio.upstream.openai import (
-        AudioResult,
-        ChatDelta,
-        ChatResult,
-        CompletionResult,
-        EmbeddingResult,
-        GeneratedImage,
-        Message,
-        ModelInfo,
-        TranscriptionResult,
-    )
 
 logger = logging.getLogger(__name__)
 
@@ -124,142 +111,6 @@ class RelayClient:
             return httpx.URL(self.credentials.base_url).host or self.credentials.base_url
         except httpx.InvalidURL:
             return "the relay"
-
-    # --- OpenAI family, implemented in openai.py ------------------------------------------
-    # The imports are local because openai.py builds on this module.
-
-    async def list_models(self) -> list[ModelInfo]:
-        """GET /v1/models; see `openai.list_models`."""
-        from studio.upstream import openai
-
-        return await openai.list_models(self)
-
-    async def chat(self, model: str, messages: Sequence[Message], **params: Any) -> ChatResult:
-        """Non-streamed POST /v1/chat/completions; see `openai.chat`."""
-        from studio.upstream import openai
-
-        return await openai.chat(self, model, messages, **params)
-
-    def stream_chat(
-        self, model: str, messages: Sequence[Message], **params: Any
-    ) -> AsyncGenerator[ChatDelta]:
-        """Streamed POST /v1/chat/completions; see `openai.stream_chat`."""
-        from studio.upstream import openai
-
-        return openai.stream_chat(self, model, messages, **params)
-
-    async def complete(self, model: str, prompt: str, **params: Any) -> CompletionResult:
-        """Non-streamed POST /v1/completions; see `openai.complete`."""
-        from studio.upstream import openai
-
-        return await openai.complete(self, model, prompt, **params)
-
-    def stream_complete(self, model: str, prompt: str, **params: Any) -> AsyncGenerator[ChatDelta]:
-        """Streamed POST /v1/completions; see `openai.stream_complete`."""
-        from studio.upstream import openai
-
-        return openai.stream_complete(self, model, prompt, **params)
-
-    async def generate_images(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        n: int = 1,
-        size: str | None = None,
-        quality: str | None = None,
-        style: str | None = None,
-        response_format: str | None = None,
-    ) -> list[GeneratedImage]:
-        """POST /v1/images/generations; see `openai.generate_images`."""
-        from studio.upstream import openai
-
-        return await openai.generate_images(
-            self,
-            model,
-            prompt,
-            n=n,
-            size=size,
-            quality=quality,
-            style=style,
-            response_format=response_format,
-        )
-
-    async def embed(
-        self, model: str, inputs: list[str], *, dimensions: int | None = None
-    ) -> EmbeddingResult:
-        """POST /v1/embeddings; see `openai.embed`."""
-        from studio.upstream import openai
-
-        return await openai.embed(self, model, inputs, dimensions=dimensions)
-
-    async def speech(
-        self,
-        model: str,
-        input: str,
-        voice: str,
-        *,
-        response_format: str = "mp3",
-        speed: float | None = None,
-    ) -> AudioResult:
-        """POST /v1/audio/speech; see `openai.speech`."""
-        from studio.upstream import openai
-
-        return await openai.speech(
-            self, model, input, voice, response_format=response_format, speed=speed
-        )
-
-    async def transcribe(
-        self,
-        file_name: str,
-        file_bytes: bytes,
-        content_type: str,
-        *,
-        model: str = "whisper-1",
-        language: str | None = None,
-        prompt: str | None = None,
-        response_format: str = "json",
-        temperature: float | None = None,
-    ) -> TranscriptionResult:
-        """POST /v1/audio/transcriptions; see `openai.transcribe`."""
-        from studio.upstream import openai
-
-        return await openai.transcribe(
-            self,
-            file_name,
-            file_bytes,
-            content_type,
-            model=model,
-            language=language,
-            prompt=prompt,
-            response_format=response_format,
-            temperature=temperature,
-        )
-
-    async def translate(
-        self,
-        file_name: str,
-        file_bytes: bytes,
-        content_type: str,
-        *,
-        model: str = "whisper-1",
-        prompt: str | None = None,
-        response_format: str = "json",
-        temperature: float | None = None,
-    ) -> TranscriptionResult:
-        """POST /v1/audio/translations; see `openai.translate`."""
-        from studio.upstream import openai
-
-        return await openai.translate(
-            self,
-            file_name,
-            file_bytes,
-            content_type,
-            model=model,
-            prompt=prompt,
-            response_format=response_format,
-            temperature=temperature,
-        )
 
     # --- transport helpers for the family modules -------------------------------------------
 
