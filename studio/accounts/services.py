@@ -80,6 +80,15 @@ def relay_credentials_for(user: User) -> RelayCredentials:
     raise MissingCredential()
 
 
+def missing_key_message(user: User) -> str | None:
+    """What to tell a user who cannot call the relay yet, or None when they can."""
+    try:
+        relay_credentials_for(user)
+    except MissingCredential as missing:
+        return str(missing)
+    return None
+
+
 @dataclass(frozen=True)
 class VerifyOutcome:
     ok: bool
