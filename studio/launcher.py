@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DEMO_SITE_KEY = "sk-sim-demo-site-key"
@@ -141,10 +143,16 @@ def ensure_demo_admin(env: dict[str, str]) -> str | None:
 
 def serve(mode: str) -> int:
     env = dict(os.environ)
+    if mode == "run":
+        # PORT and STUDIO_BIND may live in .env too (the environment wins, as in settings.py).
+        env = {
+            **{k: v for k, v in dotenv_values(BASE_DIR / ".env").items() if v is not None},
+            **env,
+        }
     env.setdefault("PYTHONUNBUFFERED", "1")
     group = ProcessGroup(env)
-    host = os.environ.get("STUDIO_BIND", "127.0.0.1")
-    web_port = free_port(int(os.environ.get("PORT", "8000")), host)
+    host = env.get("STUDIO_BIND", "127.0.0.1")
+    web_port = free_port(int(env.get("PORT", "8000")), host)
 
     if mode == "demo":
         env["DJANGO_DOTENV"] = "0"  # the demo never uses a real relay or database from .env
