@@ -19,6 +19,12 @@ class Profile(models.Model):
     language = models.CharField(
         _("language"), max_length=16, blank=True, choices=settings.LANGUAGES
     )
+    default_model = models.CharField(
+        _("default chat model"),
+        max_length=200,
+        blank=True,
+        help_text=_("New conversations start with this model."),
+    )
     allow_site_key = models.BooleanField(
         _("may use the site key"),
         default=False,

@@ -22,6 +22,7 @@ from typing import Any
 
 from studio.simulator import media
 from studio.simulator.specials import (
+    MARKER,
     Markers,
     initial_delay,
     openai_special_error,
@@ -321,7 +322,9 @@ async def chat_completions(req: Request, ctx: Context) -> Response | None:
     if error is not None:
         return error
     prompt = strip_markers(last_user)
-    pieces = tokenize(compose_chat_reply(prompt, model))
+    # [[echo]]: the reply is the user's text verbatim (tests feed hostile markdown/HTML this way).
+    reply = MARKER.sub("", last_user) if markers.has("echo") else compose_chat_reply(prompt, model)
+    pieces = tokenize(reply)
     wanted = markers.number("tokens")
     if wanted is not None and wanted >= 1:
         pieces = resize_pieces(pieces, int(wanted), prompt)

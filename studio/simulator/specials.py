@@ -20,6 +20,7 @@ reach each failure branch over real HTTP without a control API. Markers are stri
   [[sleep=N]]          exactly N seconds of silence (not scaled)
   [[tps=N]]            stream at N tokens per second (not scaled)
   [[tokens=N]]         reply exactly N tokens long
+  [[echo]]             chat: the reply is the user's text verbatim (only the markers removed)
   [[expire]]           generated files (images, MJ results) are expired from the start
 /mj/*:
   [[error:429]] → 429 code 30; [[error:503]] → 503; [[error:500-html]] → 502 HTML;
