@@ -2,5 +2,6 @@
 
 from typing import Any
 
-# Entries are django.urls.path()/re_path() to consumers' as_asgi().
-websocket_urlpatterns: list[Any] = []
+from chat.routing import websocket_urlpatterns as chat_websockets
+
+websocket_urlpatterns: list[Any] = [*chat_websockets]

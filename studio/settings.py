@@ -147,11 +147,21 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # Room for bursts to a slow socket; a dropped frame shows as a seq gap and resumes.
+            "CONFIG": {"capacity": 1000},
+        }
+    }
+
+# How long a resuming socket waits for the process that owns a generation to answer before it
+# takes the database row as the truth (the generation has ended or its process died).
+CHAT_OWNER_TIMEOUT = float(os.environ.get("CHAT_OWNER_TIMEOUT", "0.5"))
 
 # Background tasks: core django.tasks on the django-tasks-db backend (same database as the jobs).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

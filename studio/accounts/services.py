@@ -5,8 +5,10 @@ Chat and media jobs call `relay_credentials_for(user)` and never read keys thems
 
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -60,11 +62,13 @@ def save_credential(user: User, *, base_url: str, api_key: str) -> RelayCredenti
         credential.verified_model_count = None
     credential.base_url = base_url
     credential.save()
+    cache.delete(_models_cache_key(user))
     return credential
 
 
 def remove_credential(user: User) -> bool:
     deleted, _count = RelayCredential.objects.filter(user=user).delete()
+    cache.delete(_models_cache_key(user))
     return bool(deleted)
 
 
@@ -112,3 +116,34 @@ async def verify_credential(credential: RelayCredential) -> VerifyOutcome:
     credential.last_error = ""
     await credential.asave(update_fields=["verified_at", "verified_model_count", "last_error"])
     return VerifyOutcome(ok=True, model_count=len(models), message="")
+
+
+MODELS_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class ModelList:
+    models: list[str]
+    error: str | None  # what to tell the user when the list could not be fetched
+
+
+def _models_cache_key(user: User) -> str:
+    return f"relay-models:{user.pk}"
+
+
+async def available_models(user: User, *, refresh: bool = False) -> ModelList:
+    """The relay's model ids for this user's key, cached per user for a few minutes."""
+    key = _models_cache_key(user)
+    if not refresh and (cached := await cache.aget(key)) is not None:
+        return ModelList(models=cached, error=None)
+    try:
+        credentials = await sync_to_async(relay_credentials_for)(user)
+    except MissingCredential as missing:
+        return ModelList(models=[], error=str(missing))
+    try:
+        models = await openai.list_models(RelayClient(credentials))
+    except UpstreamError as error:
+        return ModelList(models=[], error=user_message(error))
+    ids = sorted(model.id for model in models)
+    await cache.aset(key, ids, MODELS_CACHE_SECONDS)
+    return ModelList(models=ids, error=None)

@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='profile',
-            name='default_model',
-            field=models.CharField(blank=True, help_text='New conversations start with this model.', max_length=200, verbose_name='default chat model'),
+            model_name="profile",
+            name="default_model",
+            field=models.CharField(
+                blank=True,
+                help_text="New conversations start with this model.",
+                max_length=200,
+                verbose_name="default chat model",
+            ),
         ),
     ]
