@@ -37,3 +37,13 @@ def other_user(db, password):
 def signed_in(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (the relay model lists are cached per user id)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from studio.accounts import services
 from studio.accounts.forms import RelayCredentialForm
-from studio.accounts.models import RelayCredential
+from studio.accounts.models import Profile, RelayCredential
 from studio.http import AuthenticatedHttpRequest
 
 
@@ -50,6 +50,10 @@ def settings_page(request: AuthenticatedHttpRequest) -> HttpResponse:
             "credential": credential,
             "relays": services.allowed_base_urls(),
             "site_key_allowed": services.site_key_allowed(request.user),
+            "default_model": Profile.objects.filter(user=request.user)
+            .values_list("default_model", flat=True)
+            .first()
+            or "",
         },
         status=status,
     )
@@ -78,6 +82,20 @@ async def verify_key(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
     else:
         messages.error(request, outcome.message)
+    return redirect("accounts:settings")
+
+
+@login_required
+@require_POST
+def default_model(request: AuthenticatedHttpRequest) -> HttpResponse:
+    model = " ".join(request.POST.get("default_model", "").split())[:200]
+    Profile.objects.update_or_create(user=request.user, defaults={"default_model": model})
+    if model:
+        messages.success(
+            request, _("New conversations will start with %(model)s.") % {"model": model}
+        )
+    else:
+        messages.success(request, _("New conversations will start with the relay's first model."))
     return redirect("accounts:settings")
 
 

@@ -143,3 +143,12 @@ def test_one_users_key_is_not_anothers(client, relay, user, other_user):
 @override_settings(UPSTREAM_ALLOWED_BASE_URLS=[])
 def test_no_relay_configured_says_so(signed_in):
     assert "No relay is configured" in signed_in.get("/settings/").content.decode()
+
+
+def test_default_model_is_saved_and_used_for_new_chats(signed_in, user):
+    page = signed_in.post(
+        "/settings/default-model/", {"default_model": " gpt-4o-mini "}, follow=True
+    ).content.decode()
+    assert "New conversations will start with gpt-4o-mini." in page
+    assert Profile.objects.get(user=user).default_model == "gpt-4o-mini"
+    assert 'value="gpt-4o-mini"' in page
