@@ -137,7 +137,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         """No owner answered: the generation has ended or died; the row is the snapshot."""
         if message_id not in self.resuming:
             return
-        await database_sync_to_async(services.mark_interrupted)(conversation=self.conversation)
+        await database_sync_to_async(services.mark_orphaned)(message_id)
         message = await self.own_message(message_id)
         await self.finish_resume(message_id, message.seq, message.content, message.status)
         if message.finished:

@@ -279,6 +279,14 @@ def mark_interrupted(*, conversation: Conversation | None = None) -> int:
     return stale.update(status=Message.Status.INTERRUPTED, updated_at=timezone.now())
 
 
+def mark_orphaned(message_id: object) -> None:
+    """No process answered for this message's generation: it died. (Should a slow owner still
+    be alive, its final write restores the real status.)"""
+    Message.objects.filter(
+        pk=message_id, status__in=[Message.Status.PENDING, Message.Status.STREAMING]
+    ).update(status=Message.Status.INTERRUPTED, updated_at=timezone.now())
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count when the relay sends no usage: CJK ~1 per character, else ~4 chars."""
     cjk = sum(1 for ch in text if "\u3000" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af")

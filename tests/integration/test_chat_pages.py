@@ -192,3 +192,15 @@ def test_stale_streaming_message_becomes_interrupted_on_page_load(signed_in, cha
     signed_in.get(f"/chat/{chat.id}/")
     orphan.refresh_from_db()
     assert orphan.status == "interrupted" and orphan.content == "half"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_start_marks_replies_of_dead_processes_interrupted(user):
+    from django.core.management import call_command
+
+    chat = Conversation.objects.create(user=user, model="gpt-4o")
+    orphan = add(chat, "assistant", "half a thought", status="streaming")
+    Message.objects.filter(pk=orphan.pk).update(updated_at="2020-01-01T00:00:00Z")
+    call_command("worker", batch=True, no_startup_delay=True, verbosity=0)
+    orphan.refresh_from_db()
+    assert orphan.status == "interrupted" and orphan.content == "half a thought"

@@ -223,6 +223,19 @@ async def test_resume_of_a_dead_generation_reports_it_interrupted(chat_setup):
     await socket.disconnect()
 
 
+async def test_resume_with_no_owner_reports_it_interrupted_at_once(chat_setup):
+    user, conversation = chat_setup
+    orphan = await Message.objects.acreate(
+        conversation=conversation, role="assistant", status="streaming", content="cut", seq=2
+    )
+    socket, _, _ = await open_socket(conversation.id, user)
+    await socket.send_json_to({"type": "resume", "message_id": str(orphan.pk), "after_seq": 0})
+    frames = await frames_until(socket, lambda f: f["type"] == "done")
+    assert frames[0]["type"] == "snapshot" and frames[0]["content"] == "cut"
+    assert frames[-1]["status"] == "interrupted"
+    await socket.disconnect()
+
+
 async def test_anonymous_socket_is_refused(chat_setup):
     _, conversation = chat_setup
     _socket, connected, code = await open_socket(conversation.id, None)
