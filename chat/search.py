@@ -5,10 +5,12 @@ substring. The indexes come from chat/migrations/0002_search_index.py:
 
 - SQLite: the FTS5 table `chat_search_fts` (trigram tokenizer). Words of 3+ characters are
   matched with `MATCH`, each quoted as an FTS5 string so query syntax in user input (`"`, `OR`,
-  `*`, `NEAR(`, ...) is plain text. Trigrams cannot index words of 1-2 characters (such as the
-  Chinese 模型), so those words are checked with `LIKE` on the base table; a query made only of
-  such words scans the user's own messages (reached through the conversation index), not the
-  whole table. SQLite's LIKE folds ASCII case only, so short non-ASCII words match case-sensitively.
+  `*`, `NEAR(`, ...) is plain text; the query starts from the FTS matches (of all users) and
+  keeps the user's own. Trigrams cannot index words of 1-2 characters (such as the Chinese
+  模型): next to a longer word they are checked with `LIKE` on the rows the index found; a query
+  made only of such words falls back to `LIKE` over the user's own messages and titles (reached
+  through the user -> conversation -> message indexes, so other users' rows are not read).
+  SQLite's LIKE folds ASCII case only, so short non-ASCII words match case-sensitively.
 - PostgreSQL: `ILIKE '%word%'` (with %, _ and \\ escaped), served by the pg_trgm GIN indexes on
   chat_message.content and chat_conversation.title for words of 3+ characters.
 - Other databases: Django's `icontains` without an index.
@@ -69,7 +71,7 @@ def search_conversations(
             snippet=build_snippet(message.content, words),
             updated_at=message.updated_at,
         )
-        for message in matching_messages(user, words)[:limit]
+        for message in matching_messages(user, words, limit)[:limit]
     ]
     hits += [
         SearchHit(
@@ -79,7 +81,7 @@ def search_conversations(
             snippet=build_snippet(conversation.title, words),
             updated_at=conversation.updated_at,
         )
-        for conversation in matching_conversations(user, words)[:limit]
+        for conversation in matching_conversations(user, words, limit)[:limit]
     ]
     hits.sort(key=lambda hit: hit.updated_at, reverse=True)
     return hits[:limit]
@@ -94,49 +96,68 @@ def query_words(query: str) -> list[str]:
     return words[:MAX_WORDS]
 
 
-def matching_messages(user: User, words: list[str]) -> QuerySet[Message]:
-    """The user's messages containing every word, newest first (used by the query-plan tests)."""
-    messages = Message.objects.filter(conversation__user=user)
-    messages = messages.filter(_text_filter("message", "m", '"chat_message"."content"', words))
-    return messages.select_related("conversation").order_by("-updated_at", "-pk")
-
-
-def matching_conversations(user: User, words: list[str]) -> QuerySet[Conversation]:
-    """The user's conversations whose title contains every word, newest first."""
-    conversations = Conversation.objects.filter(user=user)
-    conversations = conversations.filter(
-        _text_filter("conversation", "t", '"chat_conversation"."title"', words)
+def matching_messages(user: User, words: list[str], limit: int) -> QuerySet[Message]:
+    """The user's messages containing every word, newest first; at most `limit` of them on
+    SQLite when the FTS index is used (the query-plan tests EXPLAIN this queryset)."""
+    messages = Message.objects.select_related("conversation").order_by("-updated_at", "-pk")
+    if connection.vendor == "sqlite" and _trigram_words(words):
+        return messages.filter(pk__in=_sqlite_fts_ids("m", user, words, limit))
+    return messages.filter(conversation__user=user).filter(
+        _like("content", '"chat_message"."content"', words)
     )
-    return conversations.order_by("-updated_at", "-pk")
 
 
-def _text_filter(model: str, kind: str, column: str, words: list[str]) -> Q:
-    field = "content" if model == "message" else "title"
-    vendor = connection.vendor
+def matching_conversations(user: User, words: list[str], limit: int) -> QuerySet[Conversation]:
+    """The user's conversations whose title contains every word, newest first."""
+    conversations = Conversation.objects.order_by("-updated_at", "-pk")
+    if connection.vendor == "sqlite" and _trigram_words(words):
+        return conversations.filter(pk__in=_sqlite_fts_ids("t", user, words, limit))
+    return conversations.filter(user=user).filter(
+        _like("title", '"chat_conversation"."title"', words)
+    )
+
+
+def _trigram_words(words: list[str]) -> list[str]:
+    return [word for word in words if len(word) >= TRIGRAM]
+
+
+def _sqlite_fts_ids(kind: str, user: User, words: list[str], limit: int) -> RawSQL:
+    """Ids of the user's newest matching rows, found through the FTS5 index. CROSS JOIN fixes
+    the join order: FTS matches first, then primary-key lookups (SQLite would otherwise walk
+    every indexed row and probe the FTS table for each). Words too short for trigrams are
+    checked with LIKE on the matched rows."""
+    table, column = ("chat_message", "content") if kind == "m" else ("chat_conversation", "title")
+    owner = "c.user_id" if kind == "m" else "hit.user_id"
+    conversation_join = (
+        " CROSS JOIN chat_conversation AS c ON c.id = hit.conversation_id" if kind == "m" else ""
+    )
+    short_words = [word for word in words if len(word) < TRIGRAM]
+    like = "".join(f" AND hit.{column} LIKE %s ESCAPE '\\'" for _ in short_words)
+    # Only constant identifiers are formatted in; every value is a parameter.
+    sql = (
+        f"SELECT hit.id FROM {FTS_TABLE}"  # noqa: S608
+        f" CROSS JOIN {DOC_TABLE} AS d ON d.id = {FTS_TABLE}.rowid"
+        f" CROSS JOIN {table} AS hit ON hit.id = d.object_id"
+        f"{conversation_join}"
+        f" WHERE {FTS_TABLE} MATCH %s AND d.kind = %s AND {owner} = %s{like}"
+        " ORDER BY hit.updated_at DESC, hit.id DESC LIMIT %s"
+    )
+    match = " AND ".join(_fts_string(word) for word in _trigram_words(words))
+    params = [match, kind, user.pk, *(f"%{_escape_like(word)}%" for word in short_words), limit]
+    return RawSQL(sql, params)  # noqa: S611
+
+
+def _like(field: str, column: str, words: list[str]) -> Q:
+    """Every word as a case-insensitive substring: ILIKE on PostgreSQL (which the pg_trgm
+    index serves), Django's icontains (LIKE, ASCII case folding on SQLite) elsewhere."""
     condition = Q()
-    if vendor == "postgresql":
-        for word in words:
-            condition &= Q(
-                RawSQL(
-                    f"{column} ILIKE %s ESCAPE '\\'", [f"%{_escape_like(word)}%"], BooleanField()
-                )
-            )
-        return condition
-    if vendor == "sqlite":
-        long_words = [word for word in words if len(word) >= TRIGRAM]
-        if long_words:
-            match = " AND ".join(_fts_string(word) for word in long_words)
-            condition &= Q(
-                pk__in=RawSQL(
-                    f"SELECT d.object_id FROM {FTS_TABLE} JOIN {DOC_TABLE} d"
-                    f" ON d.id = {FTS_TABLE}.rowid"
-                    f" WHERE {FTS_TABLE} MATCH %s AND d.kind = %s",
-                    [match, kind],
-                )
-            )
-        words = [word for word in words if len(word) < TRIGRAM]
     for word in words:
-        condition &= Q(**{f"{field}__icontains": word})
+        if connection.vendor == "postgresql":
+            pattern = f"%{_escape_like(word)}%"
+            ilike = RawSQL(f"{column} ILIKE %s ESCAPE '\\'", [pattern], BooleanField())  # noqa: S611
+            condition &= Q(ilike)
+        else:
+            condition &= Q(**{f"{field}__icontains": word})
     return condition
 
 

@@ -47,43 +47,67 @@ SQLITE_BACKFILL = [
 ]
 
 
-def _sqlite_triggers(kind: str, table: str, column: str) -> list[str]:
-    doc_id = f"(SELECT id FROM chat_search_doc WHERE kind = '{kind}' AND object_id = {{row}}.id)"
-    return [
-        f"""
-        CREATE TRIGGER IF NOT EXISTS {table}_search_ai AFTER INSERT ON {table} BEGIN
-            INSERT INTO chat_search_doc (kind, object_id) VALUES ('{kind}', new.id);
-            INSERT INTO chat_search_fts (rowid, body)
-                VALUES ({doc_id.format(row="new")}, new.{column});
-        END
-        """,
-        f"""
-        CREATE TRIGGER IF NOT EXISTS {table}_search_au AFTER UPDATE OF {column} ON {table}
-        WHEN old.{column} IS NOT new.{column} BEGIN
-            UPDATE chat_search_fts SET body = new.{column} WHERE rowid = {doc_id.format(row="old")};
-        END
-        """,
-        f"""
-        CREATE TRIGGER IF NOT EXISTS {table}_search_ad AFTER DELETE ON {table} BEGIN
-            DELETE FROM chat_search_fts WHERE rowid = {doc_id.format(row="old")};
-            DELETE FROM chat_search_doc WHERE kind = '{kind}' AND object_id = old.id;
-        END
-        """,
-    ]
-
-
-SQLITE_TRIGGERS = _sqlite_triggers("m", "chat_message", "content") + _sqlite_triggers(
-    "t", "chat_conversation", "title"
-)
+SQLITE_TRIGGERS = [
+    """
+    CREATE TRIGGER IF NOT EXISTS chat_message_search_ai AFTER INSERT ON chat_message BEGIN
+        INSERT INTO chat_search_doc (kind, object_id) VALUES ('m', new.id);
+        INSERT INTO chat_search_fts (rowid, body) VALUES (
+            (SELECT id FROM chat_search_doc WHERE kind = 'm' AND object_id = new.id),
+            new.content
+        );
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chat_message_search_au AFTER UPDATE OF content ON chat_message
+    WHEN old.content IS NOT new.content BEGIN
+        UPDATE chat_search_fts SET body = new.content
+        WHERE rowid = (SELECT id FROM chat_search_doc WHERE kind = 'm' AND object_id = old.id);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chat_message_search_ad AFTER DELETE ON chat_message BEGIN
+        DELETE FROM chat_search_fts
+        WHERE rowid = (SELECT id FROM chat_search_doc WHERE kind = 'm' AND object_id = old.id);
+        DELETE FROM chat_search_doc WHERE kind = 'm' AND object_id = old.id;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chat_conversation_search_ai AFTER INSERT ON chat_conversation
+    BEGIN
+        INSERT INTO chat_search_doc (kind, object_id) VALUES ('t', new.id);
+        INSERT INTO chat_search_fts (rowid, body) VALUES (
+            (SELECT id FROM chat_search_doc WHERE kind = 't' AND object_id = new.id),
+            new.title
+        );
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chat_conversation_search_au
+    AFTER UPDATE OF title ON chat_conversation
+    WHEN old.title IS NOT new.title BEGIN
+        UPDATE chat_search_fts SET body = new.title
+        WHERE rowid = (SELECT id FROM chat_search_doc WHERE kind = 't' AND object_id = old.id);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chat_conversation_search_ad AFTER DELETE ON chat_conversation
+    BEGIN
+        DELETE FROM chat_search_fts
+        WHERE rowid = (SELECT id FROM chat_search_doc WHERE kind = 't' AND object_id = old.id);
+        DELETE FROM chat_search_doc WHERE kind = 't' AND object_id = old.id;
+    END
+    """,
+]
 
 SQLITE_FORWARD = SQLITE_TABLES + SQLITE_BACKFILL + SQLITE_TRIGGERS
 
 SQLITE_REVERSE = [
-    *(
-        f"DROP TRIGGER IF EXISTS {table}_search_{event}"
-        for table in ("chat_message", "chat_conversation")
-        for event in ("ai", "au", "ad")
-    ),
+    "DROP TRIGGER IF EXISTS chat_message_search_ai",
+    "DROP TRIGGER IF EXISTS chat_message_search_au",
+    "DROP TRIGGER IF EXISTS chat_message_search_ad",
+    "DROP TRIGGER IF EXISTS chat_conversation_search_ai",
+    "DROP TRIGGER IF EXISTS chat_conversation_search_au",
+    "DROP TRIGGER IF EXISTS chat_conversation_search_ad",
     "DROP TABLE IF EXISTS chat_search_fts",
     "DROP TABLE IF EXISTS chat_search_doc",
 ]
