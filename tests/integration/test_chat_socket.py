@@ -172,6 +172,20 @@ async def test_error_mid_stream_keeps_partial_text(chat_setup):
     await socket.disconnect()
 
 
+async def test_a_stream_cut_half_way_keeps_the_text_and_says_so(chat_setup):
+    user, conversation = chat_setup
+    socket, _, _ = await open_socket(conversation.id, user)
+    await socket.send_json_to(send_frame("Cut me [[die]] [[tps=200]]"))
+    frames = await frames_until(socket, done_for())
+    reply_id = assistant_id(frames)
+    error = next(f for f in frames if f["type"] == "error")
+    assert error["code"] == "protocol"
+    stored = await db_message(reply_id)
+    assert stored.status == "error"
+    assert stored.content and stored.content == text_of(frames, reply_id)
+    await socket.disconnect()
+
+
 async def test_rate_limit_says_when_to_retry(chat_setup):
     user, conversation = chat_setup
     socket, _, _ = await open_socket(conversation.id, user)
