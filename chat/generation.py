@@ -26,7 +26,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.models import Conversation, Message
-from chat.selectors import message_data
 from chat.services import HEARTBEAT_SECONDS, GenerationPlan, estimate_tokens
 from studio.upstream import RelayClient, UpstreamError, openai, user_message
 
@@ -74,15 +73,8 @@ class Generation:
         return group_name(self.plan.conversation_id)
 
     async def run(self) -> None:
-        layer = self.registry.layer
-        message = self.plan.message
-        await Message.objects.filter(pk=message.pk).aupdate(
-            status=Message.Status.STREAMING, updated_at=timezone.now()
-        )
-        message.status = Message.Status.STREAMING
-        await layer.group_send(
-            self.group, {"type": "chat.message", "message": message_data(message)}
-        )
+        # The message was created `streaming` and announced by whoever started us: the relay
+        # call goes out first, before any other work.
         publisher = asyncio.create_task(self._publish_loop())
         try:
             client = RelayClient(self.plan.credentials)

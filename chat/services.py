@@ -166,7 +166,7 @@ def _plan(
         conversation=conversation,
         parent=user_message,
         role=Message.Role.ASSISTANT,
-        status=Message.Status.PENDING,
+        status=Message.Status.STREAMING,  # the registry starts it right after this commits
         model=model,
     )
     conversation.current_leaf = assistant
@@ -195,7 +195,6 @@ def _model(conversation: Conversation, requested: object) -> str:
     return model.strip()[:200]
 
 
-@transaction.atomic
 def plan_send(
     user: User,
     conversation: Conversation,
@@ -210,6 +209,31 @@ def plan_send(
 
     Returns None when this client_id was already sent (a resend after a reconnect).
     """
+    try:
+        return _plan_send(
+            user,
+            conversation,
+            content=content,
+            model=model,
+            params=params,
+            client_id=client_id,
+            parent_id=parent_id,
+        )
+    except IntegrityError:
+        return None  # the same client_id raced in from another socket
+
+
+@transaction.atomic
+def _plan_send(
+    user: User,
+    conversation: Conversation,
+    *,
+    content: object,
+    model: object,
+    params: dict[str, Any],
+    client_id: object,
+    parent_id: object,
+) -> GenerationPlan | None:
     text = _clean_content(content)
     try:
         client_uuid = uuid.UUID(str(client_id)) if client_id else None
@@ -221,17 +245,13 @@ def plan_send(
     chosen_model = _model(conversation, model)
     _ensure_idle(conversation)
     parent = _message(conversation, parent_id) if parent_id else conversation.current_leaf
-    try:
-        with transaction.atomic():
-            user_message = Message.objects.create(
-                conversation=conversation,
-                parent=parent,
-                role=Message.Role.USER,
-                content=text,
-                client_id=client_uuid,
-            )
-    except IntegrityError:
-        return None  # the same client_id raced in from another socket
+    user_message = Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Message.Role.USER,
+        content=text,
+        client_id=client_uuid,
+    )
     if conversation.model != chosen_model:
         conversation.model = chosen_model
         conversation.save(update_fields=["model"])
@@ -279,7 +299,7 @@ def mark_interrupted(*, conversation: Conversation | None = None) -> int:
     return stale.update(status=Message.Status.INTERRUPTED, updated_at=timezone.now())
 
 
-def mark_orphaned(message_id: object) -> None:
+def mark_orphaned(message_id: str) -> None:
     """No process answered for this message's generation: it died. (Should a slow owner still
     be alive, its final write restores the real status.)"""
     Message.objects.filter(

@@ -153,7 +153,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "studio.channel_layer.InProcessChannelLayer",
             # Room for bursts to a slow socket; a dropped frame shows as a seq gap and resumes.
             "CONFIG": {"capacity": 1000},
         }

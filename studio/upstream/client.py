@@ -38,7 +38,9 @@ MEDIA_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=120.0, pool=10.0)
 LONG_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)
 STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
 
-POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+# A streamed chat reply holds its connection for the whole reply, so the pool must be as large
+# as the number of replies one process streams at once (hundreds), not a typical API pool.
+POOL_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=50, keepalive_expiry=30)
 
 # httpx clients are bound to the event loop that opened their connections; a client reused on
 # another loop fails in confusing ways. So: one shared client per loop, dropped with the loop.

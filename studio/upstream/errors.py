@@ -411,6 +411,8 @@ def user_message(error: UpstreamError) -> str:
     if isinstance(error, UnavailableError):
         return gettext("The relay is unavailable: %(message)s") % {"message": message}
     if isinstance(error, UpstreamTimeout):
+        if message:
+            return gettext("The relay did not answer in time: %(message)s") % {"message": message}
         return gettext("The relay did not answer in time.")
     if isinstance(error, BadRequestError):
         return gettext("The relay refused the request: %(message)s") % {"message": message}

@@ -335,7 +335,7 @@ def test_error_survives_pickling_with_its_attributes():
         (RateLimitedError("饱和", retry_after=1), "The relay is busy; try again in 1 second: 饱和"),
         (RateLimitedError("饱和"), "The relay is busy; try again later: 饱和"),
         (UnavailableError("down"), "The relay is unavailable: down"),
-        (UpstreamTimeout("silent"), "The relay did not answer in time."),
+        (UpstreamTimeout("silent"), "The relay did not answer in time: silent"),
         (BadRequestError("no"), "The relay refused the request: no"),
         (ProtocolError("garbled"), "The relay sent a reply Studio could not read: garbled"),
     ],
