@@ -89,7 +89,26 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             client_id=frame.get("client_id"),
             parent_id=frame.get("parent_id"),
         )
+        if plan is None:
+            await self.replay_sent(frame.get("client_id"))
+            return
         await self.start(plan)
+
+    async def replay_sent(self, client_id: object) -> None:
+        """A resend of something already sent (after a reconnect): show this socket what
+        became of it instead of sending it twice."""
+        sent = await Message.objects.filter(
+            conversation=self.conversation, client_id=str(client_id)
+        ).afirst()
+        if sent is None:
+            return
+        replies = Message.objects.filter(parent=sent, role=Message.Role.ASSISTANT)
+        reply = await replies.order_by("-created_at").afirst()
+        for message in (sent, reply):
+            if message is not None:
+                await self.send_json({"type": "message", "message": message_data(message)})
+        if reply is not None and not reply.finished:
+            await self.on_resume({"message_id": str(reply.id)})
 
     async def on_regenerate(self, frame: dict[str, Any]) -> None:
         plan = await database_sync_to_async(services.plan_regenerate)(
@@ -103,9 +122,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         )
         await self.start(plan)
 
-    async def start(self, plan: services.GenerationPlan | None) -> None:
-        if plan is None:
-            return  # a resend of something already sent
+    async def start(self, plan: services.GenerationPlan) -> None:
         for message in plan.new_messages:
             await self.channel_layer.group_send(
                 self.group, {"type": "chat.message", "message": message_data(message)}
@@ -121,6 +138,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         message = await self.own_message(message_id)
         if message.finished:
             await self.send_snapshot(message_id, message.seq, message.content, message.status)
+            await self.send_done(message)
             return
         # Join first (done in connect), then ask the owner; buffer deltas until it answers.
         self.resuming[message_id] = []
@@ -141,16 +159,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         message = await self.own_message(message_id)
         await self.finish_resume(message_id, message.seq, message.content, message.status)
         if message.finished:
-            await self.send_json(
-                {
-                    "type": "done",
-                    "message_id": message_id,
-                    "status": message.status,
-                    "finish_reason": message.finish_reason,
-                    "usage": message_data(message)["usage"],
-                    "seq": message.seq,
-                }
-            )
+            await self.send_done(message)
 
     async def own_message(self, message_id: str) -> Message:
         try:
@@ -180,6 +189,18 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 "seq": seq,
                 "content": content,
                 "status": status,
+            }
+        )
+
+    async def send_done(self, message: Message) -> None:
+        await self.send_json(
+            {
+                "type": "done",
+                "message_id": str(message.id),
+                "status": message.status,
+                "finish_reason": message.finish_reason,
+                "usage": message_data(message)["usage"],
+                "seq": message.seq,
             }
         )
 

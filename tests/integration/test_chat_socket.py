@@ -216,7 +216,15 @@ async def test_the_same_client_id_is_sent_once(chat_setup):
     await socket.send_json_to(frame)
     await frames_until(socket, done_for())
     await socket.send_json_to(frame)  # a resend after a reconnect
-    await asyncio.sleep(0.3)
+    replayed = await frames_until(
+        socket, lambda f: f["type"] == "message" and f["message"]["role"] == "assistant"
+    )
+    assert [f["message"]["role"] for f in replayed if f["type"] == "message"] == [
+        "user",
+        "assistant",
+    ]
+    assert replayed[0]["message"]["client_id"] == frame["client_id"]
+    assert replayed[1]["message"]["status"] == "complete"
     assert await Message.objects.filter(conversation=conversation, role="user").acount() == 1
     await socket.disconnect()
 
