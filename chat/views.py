@@ -19,8 +19,10 @@ from studio.http import AuthenticatedHttpRequest
 
 
 def _page_context(request: AuthenticatedHttpRequest) -> dict[str, object]:
+    showing_archived = request.GET.get("archived") == "1"
     return {
-        "sidebar": sidebar_groups(request.user),
+        "sidebar": sidebar_groups(request.user, archived=showing_archived),
+        "showing_archived": showing_archived,
         "missing_key": missing_key_message(request.user),
         "models_url": reverse("chat:models"),
     }

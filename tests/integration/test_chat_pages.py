@@ -108,6 +108,7 @@ def test_rename_and_archive(signed_in, chat):
     assert response.json() == {"ok": True, "title": "Lake trip"}
     assert signed_in.post(f"/chat/{chat.id}/archive/").json()["archived"] is True
     assert "Lake trip" not in signed_in.get("/chat/").content.decode()  # archived: off the list
+    assert "Lake trip" in signed_in.get("/chat/?archived=1").content.decode()
 
 
 def test_delete_asks_then_deletes_everything(signed_in, chat):
