@@ -2,7 +2,10 @@
 
 Each web process has one `GenerationRegistry` (per event loop). A `Generation` reads the relay's
 stream and publishes `delta` frames to the conversation's group, coalescing tokens so a frame
-carries everything that arrived in the last FRAME_SECONDS (the first token goes out at once).
+carries everything that arrived since the last one, at most one frame per `frame_seconds()`
+(the first token goes out at once). Most of a process's cost is per frame, so the more replies
+stream at once, the more tokens each frame carries: the text arrives a little less smoothly,
+never later than it would on a saturated process.
 Checkpoints are batched across all generations of the process: at most one database write per
 CHECKPOINT_SECONDS per message, plus the first and the last.
 
@@ -31,7 +34,16 @@ from studio.upstream import RelayClient, UpstreamError, openai, user_message
 
 logger = logging.getLogger(__name__)
 
-FRAME_SECONDS = 0.05
+FRAME_SECONDS = 0.05  # 20 frames a second while few replies stream
+MAX_FRAME_SECONDS = 0.25
+BUSY_GENERATIONS = 25  # beyond this many at once, frames grow with the square root of the count
+
+
+def frame_seconds(running: int) -> float:
+    """The least time between two frames of one reply, given how many replies are running."""
+    return min(MAX_FRAME_SECONDS, FRAME_SECONDS * max(1.0, (running / BUSY_GENERATIONS) ** 0.5))
+
+
 CHECKPOINT_SECONDS = 0.25
 TITLE_PROMPT = (
     "Write a short title (at most 6 words) for the conversation below, in its language. "
@@ -109,7 +121,8 @@ class Generation:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            wait = self._last_frame + FRAME_SECONDS - loop.time()
+            interval = frame_seconds(len(self.registry.generations))
+            wait = self._last_frame + interval - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             await self._publish()
