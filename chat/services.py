@@ -119,15 +119,6 @@ def _stale(message: Message) -> bool:
     return message.updated_at < timezone.now() - timedelta(seconds=STALE_SECONDS)
 
 
-def _ensure_idle(conversation: Conversation) -> None:
-    running = conversation.messages.filter(
-        status__in=[Message.Status.PENDING, Message.Status.STREAMING],
-        updated_at__gte=timezone.now() - timedelta(seconds=STALE_SECONDS),
-    )
-    if running.exists():
-        raise ChatRefused("busy", _("Wait for the current reply to finish, or stop it."))
-
-
 def _credentials(user: User) -> RelayCredentials:
     try:
         return relay_credentials_for(user)
@@ -156,12 +147,15 @@ def _prompt(conversation: Conversation, path: list[Message]) -> list[dict[str, s
 
 def _plan(
     conversation: Conversation,
+    history: list[Message],
     user_message: Message,
     model: str,
     params: dict[str, Any],
     credentials: RelayCredentials,
     created: list[Message],
 ) -> GenerationPlan:
+    """Create the reply placeholder and everything its generation needs. `history` is the
+    conversation as loaded before this request (one query serves every check)."""
     assistant = Message.objects.create(
         conversation=conversation,
         parent=user_message,
@@ -170,11 +164,11 @@ def _plan(
         model=model,
     )
     conversation.current_leaf = assistant
-    conversation.save(update_fields=["current_leaf", "updated_at"])
-    messages = list(conversation.messages.order_by("created_at"))
-    path = branch(messages, user_message.id)
+    conversation.model = model
+    conversation.save(update_fields=["current_leaf", "model", "updated_at"])
+    path = branch([*history, *created], user_message.id)
     wants_title = not conversation.title and not any(
-        m.role == Message.Role.ASSISTANT and m.status == Message.Status.COMPLETE for m in messages
+        m.role == Message.Role.ASSISTANT and m.status == Message.Status.COMPLETE for m in history
     )
     return GenerationPlan(
         conversation_id=conversation.id,
@@ -186,6 +180,30 @@ def _plan(
         params={**conversation.params, **params},
         wants_title=wants_title,
     )
+
+
+def _history(conversation: Conversation) -> list[Message]:
+    """All messages of the conversation: one query serves every check of a request."""
+    return list(conversation.messages.order_by("created_at"))
+
+
+def _refuse_if_busy(history: list[Message]) -> None:
+    """One reply at a time per conversation (a dead process's reply does not count)."""
+    recent = timezone.now() - timedelta(seconds=STALE_SECONDS)
+    running = (Message.Status.PENDING, Message.Status.STREAMING)
+    if any(m.status in running and m.updated_at >= recent for m in history):
+        raise ChatRefused("busy", _("Wait for the current reply to finish, or stop it."))
+
+
+def _find(history: list[Message], message_id: object) -> Message:
+    try:
+        wanted = uuid.UUID(str(message_id))
+    except ValueError:
+        wanted = None
+    found = next((m for m in history if m.id == wanted), None)
+    if found is None:
+        raise ChatRefused("not_found", _("That message does not exist."))
+    return found
 
 
 def _model(conversation: Conversation, requested: object) -> str:
@@ -239,12 +257,16 @@ def _plan_send(
         client_uuid = uuid.UUID(str(client_id)) if client_id else None
     except ValueError as error:
         raise ChatRefused("invalid", _("Malformed client id.")) from error
-    if client_uuid and conversation.messages.filter(client_id=client_uuid).exists():
-        return None
     credentials = _credentials(user)
     chosen_model = _model(conversation, model)
-    _ensure_idle(conversation)
-    parent = _message(conversation, parent_id) if parent_id else conversation.current_leaf
+    history = _history(conversation)
+    if client_uuid and any(m.client_id == client_uuid for m in history):
+        return None
+    _refuse_if_busy(history)
+    if parent_id:
+        parent: Message | None = _find(history, parent_id)
+    else:
+        parent = next((m for m in history if m.id == conversation.current_leaf_id), None)
     user_message = Message.objects.create(
         conversation=conversation,
         parent=parent,
@@ -252,22 +274,23 @@ def _plan_send(
         content=text,
         client_id=client_uuid,
     )
-    if conversation.model != chosen_model:
-        conversation.model = chosen_model
-        conversation.save(update_fields=["model"])
-    return _plan(conversation, user_message, chosen_model, params, credentials, [user_message])
+    return _plan(
+        conversation, history, user_message, chosen_model, params, credentials, [user_message]
+    )
 
 
 @transaction.atomic
 def plan_regenerate(user: User, conversation: Conversation, message_id: object) -> GenerationPlan:
     """Another answer to the same question, kept beside the earlier ones."""
-    message = _message(conversation, message_id)
-    if message.role != Message.Role.ASSISTANT or message.parent is None:
+    history = _history(conversation)
+    _refuse_if_busy(history)
+    message = _find(history, message_id)
+    if message.role != Message.Role.ASSISTANT or message.parent_id is None:
         raise ChatRefused("invalid", _("Only a reply can be regenerated."))
+    question = _find(history, message.parent_id)
     credentials = _credentials(user)
-    _ensure_idle(conversation)
     model = conversation.model or message.model
-    return _plan(conversation, message.parent, model, {}, credentials, [])
+    return _plan(conversation, history, question, model, {}, credentials, [])
 
 
 @transaction.atomic
@@ -275,17 +298,21 @@ def plan_edit(
     user: User, conversation: Conversation, message_id: object, content: object
 ) -> GenerationPlan:
     """A changed copy of a user message, as a new branch beside the original."""
-    original = _message(conversation, message_id)
+    history = _history(conversation)
+    _refuse_if_busy(history)
+    original = _find(history, message_id)
     if original.role != Message.Role.USER:
         raise ChatRefused("invalid", _("Only your own messages can be edited."))
     text = _clean_content(content)
     credentials = _credentials(user)
-    _ensure_idle(conversation)
-    edited = Message.objects.create(
-        conversation=conversation, parent=original.parent, role=Message.Role.USER, content=text
-    )
     model = _model(conversation, None)
-    return _plan(conversation, edited, model, {}, credentials, [edited])
+    edited = Message.objects.create(
+        conversation=conversation,
+        parent_id=original.parent_id,
+        role=Message.Role.USER,
+        content=text,
+    )
+    return _plan(conversation, history, edited, model, {}, credentials, [edited])
 
 
 def mark_interrupted(*, conversation: Conversation | None = None) -> int:
