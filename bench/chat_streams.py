@@ -1230,8 +1230,8 @@ def report_database(
         f"target <= {writes.target:.0f} -> {verdict}"
     )
     print("  by kind: " + ", ".join(f"{n} {kind}" for kind, n in writes.kinds.items()))
-    print("  (insert = row created pending, counted though the poll rarely sees it;")
-    print("   start = status set to streaming before any text; final = the finishing write)")
+    print("  (insert = the row created `streaming` before the relay call, counted whether the")
+    print("   poll saw it or not; checkpoint = a batched text write; final = the finishing write)")
     report_tally("writes reply", writes.tally, findings)
     rows = [[str(n), str(sel), str(page)] for n, (sel, page) in counts.items()]
     table(["messages", "queries: conversation_data", "queries: page (test client)"], rows)
