@@ -1,13 +1,147 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
-from django.shortcuts import render
+"""Job pages: the gallery, a form per kind, a live status page, and owner-only file downloads."""
 
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from media_jobs import runner, services
+from media_jobs.kinds import registry
+from media_jobs.models import Job
+from media_jobs.selectors import asset_for, gallery, job_for, status_data
 from studio.accounts.services import missing_key_message
 from studio.http import AuthenticatedHttpRequest
 
 
 @login_required
+@require_GET
 def index(request: AuthenticatedHttpRequest) -> HttpResponse:
-    return render(
-        request, "media_jobs/index.html", {"missing_key": missing_key_message(request.user)}
+    kind = request.GET.get("kind", "")
+    status = request.GET.get("status", "")
+    query = request.GET.get("q", "").strip()[:200]
+    page = Paginator(gallery(request.user, kind=kind, status=status, query=query), 24).get_page(
+        request.GET.get("page")
     )
+    return render(
+        request,
+        "media_jobs/index.html",
+        {
+            "kinds": registry().values(),
+            "page": page,
+            "kind": kind,
+            "status": status,
+            "query": query,
+            "statuses": Job.Status.choices,
+            "missing_key": missing_key_message(request.user),
+        },
+    )
+
+
+@login_required
+def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
+    job_kind = registry().get(kind)
+    if job_kind is None:
+        raise Http404("No such kind of job")
+    initial: dict[str, Any] = {}
+    if reuse := request.GET.get("from"):
+        initial = job_for(request.user, reuse).params  # "use these settings again"
+    form = job_kind.form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.create_job(request.user, kind, form.cleaned_data)
+        except services.JobRefused as refused:
+            form.add_error(None, str(refused))
+        else:
+            return redirect("media_jobs:detail", job_id=job.id)
+    return render(
+        request,
+        "media_jobs/new.html",
+        {"kind": job_kind, "form": form, "missing_key": missing_key_message(request.user)},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_GET
+def detail(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
+    job = job_for(request.user, job_id)
+    kind = registry().get(job.kind)
+    return render(
+        request,
+        "media_jobs/detail.html",
+        {"job": job, "kind": kind, "status": status_data(job)},
+    )
+
+
+@login_required
+@require_GET
+def status_json(request: AuthenticatedHttpRequest, job_id: str) -> JsonResponse:
+    return JsonResponse(status_data(job_for(request.user, job_id)))
+
+
+@login_required
+@require_POST
+def cancel(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
+    job = job_for(request.user, job_id)
+    if runner.cancel(job):
+        messages.info(request, _("The job was cancelled."))
+    return redirect("media_jobs:detail", job_id=job.id)
+
+
+@login_required
+@require_POST
+def retry(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
+    job = job_for(request.user, job_id)
+    try:
+        again = services.retry_job(job)
+    except services.JobRefused as refused:
+        messages.error(request, str(refused))
+        return redirect("media_jobs:detail", job_id=job.id)
+    return redirect("media_jobs:detail", job_id=again.id)
+
+
+@login_required
+def delete(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
+    """GET asks for confirmation; POST deletes the job and its files."""
+    job = job_for(request.user, job_id)
+    if request.method == "POST":
+        services.delete_job(job)
+        messages.success(request, _("The job and its files were deleted."))
+        return redirect("media_jobs:index")
+    return render(request, "media_jobs/delete.html", {"job": job})
+
+
+def _serve(request: AuthenticatedHttpRequest, asset_id: str, *, thumbnail: bool) -> FileResponse:
+    asset = asset_for(request.user, asset_id)
+    stored = asset.thumbnail if thumbnail else asset.file
+    if not stored:
+        raise Http404("No such file")
+    download = request.GET.get("download") == "1"
+    response = FileResponse(
+        stored.open("rb"),
+        as_attachment=download,
+        filename=f"{asset.job.kind}-{asset.id.hex[:8]}.{(stored.name or '').rsplit('.', 1)[-1]}",
+        content_type="image/webp" if thumbnail else asset.mime,
+    )
+    response["Cache-Control"] = "private, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Served from our origin: never let a stored file run as a page.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@login_required
+@require_GET
+def asset(request: AuthenticatedHttpRequest, asset_id: str) -> FileResponse:
+    return _serve(request, asset_id, thumbnail=False)
+
+
+@login_required
+@require_GET
+def thumbnail(request: AuthenticatedHttpRequest, asset_id: str) -> FileResponse:
+    return _serve(request, asset_id, thumbnail=True)

@@ -1,0 +1,66 @@
+"""Job kinds: one module per relay family, each a `JobKind` with its form, submit, poll and
+how its results become files. The registry maps the URL slug (ARCHITECTURE.md §3) to the kind."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from django import forms
+from django.utils.functional import Promise
+
+from studio.upstream import RelayClient
+
+type StrOrPromise = str | Promise  # a plain or lazily translated string
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A result to keep: a URL to download (relay URLs expire) or bytes already in hand."""
+
+    url: str = ""
+    content: bytes = b""
+    mime: str = ""
+    name: str = "result"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one submit or poll learned about the job."""
+
+    upstream_id: str = ""
+    progress: int | None = None
+    done: bool = False
+    files: list[ResultFile] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""  # the relay's reason, in its own words, when the job failed there
+
+
+class JobKind(ABC):
+    slug: ClassVar[str]
+    label: ClassVar[StrOrPromise]
+    description: ClassVar[StrOrPromise] = ""
+    form_class: ClassVar[type[forms.Form]]
+    # Polling (upstream-api.md §1.3); synchronous kinds finish in submit and never poll.
+    first_poll: ClassVar[timedelta] = timedelta(seconds=5)
+    poll_every: ClassVar[timedelta] = timedelta(seconds=5)
+    give_up_after: ClassVar[timedelta] = timedelta(minutes=10)
+
+    @abstractmethod
+    async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
+        """Send the job to the relay: the result itself (synchronous kinds) or its task id."""
+
+    async def poll(self, client: RelayClient, upstream_id: str) -> Outcome:
+        """Ask the relay how the task is doing (asynchronous kinds override this)."""
+        raise TypeError(f"{self.slug} finishes in submit and is never polled")
+
+
+def registry() -> dict[str, JobKind]:
+    from media_jobs.kinds.dalle import DalleKind
+
+    kinds: list[JobKind] = [DalleKind()]
+    return {kind.slug: kind for kind in kinds}
+
+
+def get_kind(slug: str) -> JobKind | None:
+    return registry().get(slug)

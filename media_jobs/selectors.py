@@ -1,0 +1,66 @@
+"""Reading jobs: one user's job, the gallery, and the status JSON of ARCHITECTURE.md §3."""
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+
+from media_jobs.models import Asset, Job
+
+
+def job_for(user: User, job_id: UUID | str) -> Job:
+    """The user's own job, or 404 (someone else's looks like no job at all)."""
+    job = Job.objects.filter(pk=job_id, user=user).first()
+    if job is None:
+        raise Http404("No such job")
+    return job
+
+
+def asset_for(user: User, asset_id: UUID | str) -> Asset:
+    asset = Asset.objects.select_related("job").filter(pk=asset_id, job__user=user).first()
+    if asset is None:
+        raise Http404("No such file")
+    return asset
+
+
+def gallery(user: User, *, kind: str = "", status: str = "", query: str = "") -> QuerySet[Job]:
+    jobs = Job.objects.filter(user=user).prefetch_related("assets")
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if status:
+        jobs = jobs.filter(status=status)
+    if query:
+        jobs = jobs.filter(params__prompt__icontains=query)
+    return jobs
+
+
+def running_count(user: User) -> int:
+    return Job.objects.filter(user=user).exclude(status__in=Job.FINISHED).count()
+
+
+def status_data(job: Job) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "error": job.error or None,
+        "result": job.result,
+        "assets": [
+            {
+                "url": reverse("media_jobs:asset", kwargs={"asset_id": asset.id}),
+                "thumbnail": reverse("media_jobs:thumbnail", kwargs={"asset_id": asset.id})
+                if asset.thumbnail
+                else None,
+                "mime": asset.mime,
+                "bytes": asset.bytes,
+                "width": asset.width,
+                "height": asset.height,
+            }
+            for asset in job.assets.all()
+        ],
+        "actions": [],
+    }

@@ -1,0 +1,87 @@
+// The job status page: show the job's state and results, and follow it live by polling
+// status.json with backoff (works the same in the embedded and the scaled mode).
+const root = document.querySelector("[data-job]");
+const initial = JSON.parse(document.getElementById("job-status-data").textContent);
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const LABELS = {
+  queued: "Queued",
+  submitted: "Submitted",
+  running: "Running",
+  succeeded: "Succeeded",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+function element(tag, attributes = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function renderAssets(assets) {
+  const box = root.querySelector("[data-testid=job-assets]");
+  box.replaceChildren(
+    ...assets.map((asset, index) => {
+      const figure = element("figure", { class: "job-asset" });
+      if (asset.mime.startsWith("image/")) {
+        const link = element("a", { href: asset.url });
+        link.append(element("img", { src: asset.url, alt: `Result ${index + 1}`, loading: "lazy" }));
+        figure.append(link);
+      } else if (asset.mime.startsWith("audio/")) {
+        figure.append(element("audio", { controls: "", src: asset.url, preload: "metadata" }));
+      } else if (asset.mime.startsWith("video/")) {
+        figure.append(element("video", { controls: "", src: asset.url, preload: "metadata" }));
+      }
+      const caption = element("figcaption");
+      const size = asset.width ? `${asset.width}×${asset.height} · ` : "";
+      caption.append(
+        element("a", { href: `${asset.url}?download=1`, class: "btn btn-small" }, "Download"),
+        ` ${size}${Math.max(1, Math.round(asset.bytes / 1024))} KB`,
+      );
+      figure.append(caption);
+      return figure;
+    }),
+  );
+}
+
+function render(status) {
+  const badge = root.querySelector("[data-testid=job-status]");
+  if (badge.dataset.status !== status.status) {
+    badge.dataset.status = status.status;
+    badge.textContent = LABELS[status.status] || status.status;
+  }
+  root.querySelector("[data-testid=job-progress]").value = status.progress;
+  root.querySelector("[data-progress-text]").textContent = `${status.progress}%`;
+  const error = root.querySelector("[data-testid=job-error]");
+  error.hidden = !(status.status === "failed" && status.error);
+  if (status.error) error.textContent = status.error;
+  const revised = root.querySelector("[data-revised-prompt]");
+  if (status.result && status.result.revised_prompt) {
+    revised.querySelector("span").textContent = status.result.revised_prompt;
+    revised.hidden = false;
+  }
+  renderAssets(status.assets);
+}
+
+async function follow(delay) {
+  await new Promise((resolve) => setTimeout(resolve, delay));
+  let status;
+  try {
+    const response = await fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    status = await response.json();
+  } catch {
+    follow(Math.min(delay * 2, 30000)); // a network hiccup: try again, more slowly
+    return;
+  }
+  render(status);
+  if (FINISHED.has(status.status)) {
+    window.location.reload(); // the page's buttons (retry, cancel) follow the final state
+    return;
+  }
+  follow(Math.min(delay * 1.5, 10000));
+}
+
+render(initial);
+if (!FINISHED.has(initial.status)) follow(1000);
