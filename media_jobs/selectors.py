@@ -46,6 +46,7 @@ def status_data(job: Job) -> dict[str, Any]:
         "id": str(job.id),
         "kind": job.kind,
         "status": job.status,
+        "status_label": str(job.get_status_display()),
         "progress": job.progress,
         "error": job.error or None,
         "result": job.result,

@@ -3,14 +3,8 @@
 const root = document.querySelector("[data-job]");
 const initial = JSON.parse(document.getElementById("job-status-data").textContent);
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-const LABELS = {
-  queued: "Queued",
-  submitted: "Submitted",
-  running: "Running",
-  succeeded: "Succeeded",
-  failed: "Failed",
-  cancelled: "Cancelled",
-};
+// Words come translated from the page (data-label-*) and the status JSON (status_label).
+const LABELS = root.dataset;
 
 function element(tag, attributes = {}, text = "") {
   const node = document.createElement(tag);
@@ -26,7 +20,7 @@ function renderAssets(assets) {
       const figure = element("figure", { class: "job-asset" });
       if (asset.mime.startsWith("image/")) {
         const link = element("a", { href: asset.url });
-        link.append(element("img", { src: asset.url, alt: `Result ${index + 1}`, loading: "lazy" }));
+        link.append(element("img", { src: asset.url, alt: `${LABELS.labelResult} ${index + 1}`, loading: "lazy" }));
         figure.append(link);
       } else if (asset.mime.startsWith("audio/")) {
         figure.append(element("audio", { controls: "", src: asset.url, preload: "metadata" }));
@@ -36,7 +30,7 @@ function renderAssets(assets) {
       const caption = element("figcaption");
       const size = asset.width ? `${asset.width}×${asset.height} · ` : "";
       caption.append(
-        element("a", { href: `${asset.url}?download=1`, class: "btn btn-small" }, "Download"),
+        element("a", { href: `${asset.url}?download=1`, class: "btn btn-small" }, LABELS.labelDownload),
         ` ${size}${Math.max(1, Math.round(asset.bytes / 1024))} KB`,
       );
       figure.append(caption);
@@ -49,7 +43,7 @@ function render(status) {
   const badge = root.querySelector("[data-testid=job-status]");
   if (badge.dataset.status !== status.status) {
     badge.dataset.status = status.status;
-    badge.textContent = LABELS[status.status] || status.status;
+    badge.textContent = status.status_label;
   }
   root.querySelector("[data-testid=job-progress]").value = status.progress;
   root.querySelector("[data-progress-text]").textContent = `${status.progress}%`;

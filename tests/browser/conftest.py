@@ -53,21 +53,39 @@ def stack(tmp_path_factory):
     demo.stop()
 
 
-@pytest.fixture
-def page(browser, stack):
-    """A fresh browser context per test; fails the test on any CSP violation or page error."""
+def open_page(browser, stack, *, allowed: tuple[str, ...] = ()):
+    """A fresh browser context; collects CSP violations, console errors and page errors,
+    except console lines containing one of `allowed`."""
     context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     problems: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
+
+    def on_console(message) -> None:
+        reported = "Content Security Policy" in message.text or message.type == "error"
+        if reported and not any(text in message.text for text in allowed):
             problems.append(message.text)
-            if "Content Security Policy" in message.text or message.type == "error"
-            else None
-        ),
-    )
+
+    page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))
+    return context, page, problems
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh browser context per test; fails the test on any CSP violation or page error."""
+    context, page, problems = open_page(browser, stack)
+    yield page
+    context.close()
+    assert problems == [], f"browser reported problems: {problems}"
+
+
+@pytest.fixture
+def page_expecting_400(browser, stack):
+    """Like `page`, except that Chrome's console line for an HTTP 400 answer is expected: a
+    refused form or settings value is answered with 400 (and the page shows why)."""
+    context, page, problems = open_page(
+        browser, stack, allowed=("the server responded with a status of 400",)
+    )
     yield page
     context.close()
     assert problems == [], f"browser reported problems: {problems}"

@@ -544,29 +544,6 @@ def test_search_result_opens_the_branch_with_the_message(page, stack):
 # ---------- conversation tools ----------
 
 
-@pytest.fixture
-def page_expecting_400(browser, stack):
-    """Like the `page` fixture, except that Chrome's console line for an HTTP 400 answer is
-    expected: the settings endpoint answers a refused value with 400 and the errors as JSON."""
-    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []
-    expected = "the server responded with a status of 400"
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text)
-            if ("Content Security Policy" in message.text or message.type == "error")
-            and expected not in message.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    yield page
-    context.close()
-    assert problems == [], f"browser reported problems: {problems}"
-
-
 def test_settings_rename_delete_message_and_delete_conversation(page_expecting_400, stack):
     page = page_expecting_400
     start_chat(page, stack, "[[echo]] tools")
