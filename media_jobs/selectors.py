@@ -63,5 +63,12 @@ def status_data(job: Job) -> dict[str, Any]:
             }
             for asset in job.assets.all()
         ],
-        "actions": [],
+        "actions": _actions(job),
     }
+
+
+def _actions(job: Job) -> list[dict[str, Any]]:
+    from media_jobs.kinds import get_kind
+
+    kind = get_kind(job.kind)
+    return kind.actions(job) if kind is not None else []

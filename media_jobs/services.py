@@ -1,8 +1,12 @@
 """Creating, retrying and deleting jobs."""
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -18,6 +22,24 @@ class JobRefused(Exception):
     """Shown on the form, with everything the user typed kept."""
 
 
+def store_uploads(user: User, params: dict[str, Any]) -> dict[str, Any]:
+    """Uploaded files are kept on our disk under generated names; the job's params hold a
+    reference {path, name, mime, bytes} that a kind opens with `default_storage.open(path)`."""
+    stored = dict(params)
+    for key, value in params.items():
+        if isinstance(value, UploadedFile):
+            suffix = Path(value.name or "").suffix.lower()[:6]
+            safe_suffix = suffix if suffix[1:].isalnum() else ""
+            path = default_storage.save(f"uploads/{user.pk}/{uuid.uuid4().hex}{safe_suffix}", value)
+            stored[key] = {
+                "path": path,
+                "name": Path(value.name or "upload").name[:200],
+                "mime": value.content_type or "application/octet-stream",
+                "bytes": value.size,
+            }
+    return stored
+
+
 def create_job(user: User, kind: str, params: dict[str, Any], *, parent: Job | None = None) -> Job:
     try:
         relay_credentials_for(user)
@@ -29,7 +51,9 @@ def create_job(user: User, kind: str, params: dict[str, Any], *, parent: Job | N
             % {"count": MAX_RUNNING_JOBS}
         )
     with transaction.atomic():
-        job = Job.objects.create(user=user, kind=kind, params=params, parent=parent)
+        job = Job.objects.create(
+            user=user, kind=kind, params=store_uploads(user, params), parent=parent
+        )
         runner.enqueue(job)  # the task row commits with the job row
     return job
 

@@ -5,7 +5,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -50,7 +56,9 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
     initial: dict[str, Any] = {}
     if reuse := request.GET.get("from"):
         initial = job_for(request.user, reuse).params  # "use these settings again"
-    form = job_kind.form_class(request.POST or None, initial=initial)
+    if prompt := request.GET.get("prompt", "").strip():
+        initial = {**initial, "prompt": prompt[:4000]}  # "use this prompt" (Midjourney)
+    form = job_kind.form_class(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.create_job(request.user, kind, form.cleaned_data)
@@ -106,6 +114,31 @@ def retry(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def action(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
+    """Press one of a finished job's buttons (Midjourney U1, V2, zoom...): a child job."""
+    job = job_for(request.user, job_id)
+    kind = registry().get(job.kind)
+    custom_id = request.POST.get("custom_id", "")
+    offered = {item["custom_id"]: item for item in (kind.actions(job) if kind else [])}
+    if custom_id not in offered:
+        return HttpResponseBadRequest(_("This job offers no such action."))
+    params = {
+        "mode": "action",
+        "task_id": job.upstream_id,
+        "custom_id": custom_id,
+        "label": offered[custom_id]["label"],
+        "prompt": job.prompt,
+    }
+    try:
+        child = services.create_job(request.user, job.kind, params, parent=job)
+    except services.JobRefused as refused:
+        messages.error(request, str(refused))
+        return redirect("media_jobs:detail", job_id=job.id)
+    return redirect("media_jobs:detail", job_id=child.id)
+
+
+@login_required
 def delete(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
     """GET asks for confirmation; POST deletes the job and its files."""
     job = job_for(request.user, job_id)
@@ -126,13 +159,18 @@ def _serve(request: AuthenticatedHttpRequest, asset_id: str, *, thumbnail: bool)
         stored.open("rb"),
         as_attachment=download,
         filename=f"{asset.job.kind}-{asset.id.hex[:8]}.{(stored.name or '').rsplit('.', 1)[-1]}",
-        content_type="image/webp" if thumbnail else asset.mime,
+        content_type="image/webp" if thumbnail else _with_charset(asset.mime),
     )
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
     # Served from our origin: never let a stored file run as a page.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+def _with_charset(mime: str) -> str:
+    # Transcripts are stored as UTF-8; say so, or a browser may garble Chinese text.
+    return f"{mime}; charset=utf-8" if mime.startswith("text/") else mime
 
 
 @login_required

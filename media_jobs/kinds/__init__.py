@@ -54,11 +54,19 @@ class JobKind(ABC):
         """Ask the relay how the task is doing (asynchronous kinds override this)."""
         raise TypeError(f"{self.slug} finishes in submit and is never polled")
 
+    def actions(self, job: Any) -> list[dict[str, Any]]:
+        """Follow-up actions offered on a job (e.g. Midjourney's buttons): each a dict with
+        `custom_id`, `label`, `title` and the `url` to POST to. Most kinds offer none."""
+        return []
+
 
 def registry() -> dict[str, JobKind]:
     from media_jobs.kinds.dalle import DalleKind
+    from media_jobs.kinds.midjourney import MidjourneyKind
+    from media_jobs.kinds.stt import SttKind
+    from media_jobs.kinds.tts import TtsKind
 
-    kinds: list[JobKind] = [DalleKind()]
+    kinds: list[JobKind] = [DalleKind(), TtsKind(), SttKind(), MidjourneyKind()]
     return {kind.slug: kind for kind in kinds}
 
 

@@ -1,5 +1,7 @@
 // The job status page: show the job's state and results, and follow it live by polling
 // status.json with backoff (works the same in the embedded and the scaled mode).
+import { copyWithFeedback } from "./clipboard.js";
+
 const root = document.querySelector("[data-job]");
 const initial = JSON.parse(document.getElementById("job-status-data").textContent);
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -79,3 +81,11 @@ async function follow(delay) {
 
 render(initial);
 if (!FINISHED.has(initial.status)) follow(1000);
+
+// A speech-to-text job's transcript (rendered by the page once the job has finished).
+const copyButton = root.querySelector("[data-copy-transcript]");
+copyButton?.addEventListener("click", () => {
+  const transcript = root.querySelector("[data-testid=transcript]");
+  const { labelCopied, labelFailed } = copyButton.dataset;
+  copyWithFeedback(copyButton, transcript.textContent, labelCopied, labelFailed);
+});

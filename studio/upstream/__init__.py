@@ -29,6 +29,7 @@ from studio.upstream.errors import (
     user_message,
 )
 from studio.upstream.masking import mask_key
+from studio.upstream.midjourney import MidjourneyError, MJTask, SubmitResult
 from studio.upstream.openai import (
     AudioResult,
     ChatDelta,
@@ -55,6 +56,8 @@ __all__ = [
     "CompletionResult",
     "EmbeddingResult",
     "GeneratedImage",
+    "MJTask",
+    "MidjourneyError",
     "ModelInfo",
     "ProtocolError",
     "QuotaError",
@@ -63,6 +66,7 @@ __all__ = [
     "RelayCredentials",
     "SSEEvent",
     "SSEParser",
+    "SubmitResult",
     "TranscriptionResult",
     "UnavailableError",
     "UpstreamError",

@@ -1,0 +1,308 @@
+"""Midjourney through the relay's midjourney-proxy (upstream-api.md §4): asynchronous.
+
+Modes: imagine, describe, shorten and blend from the form; "action" (a pressed button of a
+finished job: U1-U4, V1-V4, reroll, upscale variants, zoom, pan, vary) is internal and runs as
+a child job of the job whose button was pressed. Buttons that need a modal dialog (Vary Region,
+Custom Zoom) and the describe/shorten "pick" buttons are not offered: the pages offer "Use this
+prompt" for the latter instead.
+"""
+
+import base64
+import io
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from PIL import Image, UnidentifiedImageError
+
+from media_jobs.kinds import JobKind, Outcome, ResultFile, StrOrPromise
+from studio.upstream import BadRequestError, RelayClient, midjourney
+
+if TYPE_CHECKING:
+    from media_jobs.models import Job
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+MODES = ("imagine", "describe", "shorten", "blend")
+
+# Buttons Studio does not offer: the modal flow (mask / custom prompt) and the describe /
+# shorten picks, which new-api relays often refuse (unknown_action, §4.9).
+HIDDEN_BUTTON_PREFIXES = (
+    "MJ::Inpaint::",
+    "MJ::CustomZoom::",
+    "MJ::Job::PicReader::",
+    "MJ::Job::PromptAnalyzer::",
+)
+
+# Titles for buttons that carry only an emoji (or to explain a terse label).
+BUTTON_TITLES: dict[str, StrOrPromise] = {
+    "reroll": _("Reroll: a new grid from the same prompt"),
+    "pan_left": _("Pan left"),
+    "pan_right": _("Pan right"),
+    "pan_up": _("Pan up"),
+    "pan_down": _("Pan down"),
+    "upsample": _("Upscale this image"),
+    "variation": _("Variations of this image"),
+    "low_variation": _("Vary (subtle)"),
+    "high_variation": _("Vary (strong)"),
+    "Outpaint": _("Zoom out"),
+}
+
+_KEYCAP = re.compile(r"([1-9])\ufe0f?\u20e3")
+_NUMBERED = re.compile(r"^\s*(\d{1,2})[.)、:]\s+(.+?)\s*$", re.MULTILINE)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Django's documented pattern for several files in one field: cleans to a list."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        single_clean = super().clean
+        if isinstance(data, list | tuple):
+            return [single_clean(item, initial) for item in data if item]
+        return [single_clean(data, initial)] if data else []
+
+
+class MidjourneyForm(forms.Form):
+    mode = forms.ChoiceField(
+        label=_("Mode"),
+        choices=[
+            ("imagine", _("Imagine: a grid of four images from a prompt")),
+            ("describe", _("Describe: four prompts for an uploaded image")),
+            ("shorten", _("Shorten: shorter versions of a prompt")),
+            ("blend", _("Blend: mix 2 to 5 uploaded images")),
+        ],
+        initial="imagine",
+    )
+    prompt = forms.CharField(
+        label=_("Prompt"),
+        max_length=4000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("For Imagine and Shorten. Parameters such as --ar 16:9 go at the end."),
+    )
+    bot_type = forms.ChoiceField(
+        label=_("Bot"),
+        choices=[("MID_JOURNEY", "Midjourney"), ("NIJI_JOURNEY", "Niji")],
+        initial="MID_JOURNEY",
+    )
+    images = MultipleFileField(
+        label=_("Uploaded images"),
+        required=False,
+        help_text=_(
+            "For Describe one image, for Blend 2 to 5; for Imagine optional reference images. "
+            "PNG, JPEG, WebP or GIF, up to 10 MB each."
+        ),
+    )
+    dimensions = forms.ChoiceField(
+        label=_("Blend shape"),
+        choices=[
+            ("SQUARE", _("Square 1:1")),
+            ("PORTRAIT", _("Portrait 2:3")),
+            ("LANDSCAPE", _("Landscape 3:2")),
+        ],
+        initial="SQUARE",
+    )
+
+    def clean_images(self) -> list[str]:
+        """Each upload checked by its content, then turned into a data URI for the relay."""
+        uploads: list[UploadedFile] = self.cleaned_data.get("images") or []
+        if len(uploads) > 5:
+            raise forms.ValidationError(_("Upload at most five images."))
+        return [_data_uri(upload) for upload in uploads]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        mode = data.get("mode")
+        images = data.get("images") or []
+        if "images" in self.errors:
+            return data
+        if mode in ("imagine", "shorten") and not (data.get("prompt") or "").strip():
+            self.add_error("prompt", _("Write a prompt."))
+        if mode == "describe" and len(images) != 1:
+            self.add_error("images", _("Describe takes exactly one image."))
+        if mode == "blend" and not 2 <= len(images) <= 5:
+            self.add_error("images", _("Blend takes 2 to 5 images."))
+        if mode == "shorten":
+            data["images"] = []
+        return data
+
+
+def _data_uri(upload: UploadedFile) -> str:
+    if upload.size is not None and upload.size > MAX_IMAGE_BYTES:
+        raise forms.ValidationError(
+            _("%(name)s is larger than 10 MB."), params={"name": upload.name}
+        )
+    content = upload.read()
+    upload.seek(0)
+    if len(content) > MAX_IMAGE_BYTES:
+        raise forms.ValidationError(
+            _("%(name)s is larger than 10 MB."), params={"name": upload.name}
+        )
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image_format = image.format or ""
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        image_format = ""
+    mime = IMAGE_FORMATS.get(image_format)
+    if mime is None:
+        raise forms.ValidationError(
+            _("%(name)s is not a PNG, JPEG, WebP or GIF image."), params={"name": upload.name}
+        )
+    return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
+
+
+def split_prompts(text: str) -> list[str]:
+    """The suggestions of a describe / shorten result: items after keycap emojis (1️⃣ …), or
+    numbered lines ("1. …"), else the whole text as one prompt."""
+    marks = list(_KEYCAP.finditer(text))
+    if marks:
+        prompts = []
+        for mark, following in zip(marks, [*marks[1:], None], strict=True):
+            end = following.start() if following else len(text)
+            item = text[mark.end() : end].strip().split("\n\n", 1)[0].strip()
+            if item:
+                prompts.append(item)
+        return prompts
+    numbered = [match.group(2) for match in _NUMBERED.finditer(text)]
+    if numbered:
+        return numbered
+    return [text.strip()] if text.strip() else []
+
+
+def button_title(custom_id: str) -> StrOrPromise:
+    parts = custom_id.split("::")
+    for part in parts[1:3]:
+        if part in BUTTON_TITLES:
+            return BUTTON_TITLES[part]
+        if "upsample" in part:
+            return BUTTON_TITLES["upsample"]
+    return ""
+
+
+def is_offered(custom_id: str) -> bool:
+    return bool(custom_id) and not custom_id.startswith(HIDDEN_BUTTON_PREFIXES)
+
+
+class MidjourneyKind(JobKind):
+    slug = "midjourney"
+    label = _("Midjourney")
+    description = _(
+        "Imagine a grid of four images, describe or blend uploaded images, or shorten a prompt. "
+        "Finished images offer Midjourney's buttons: upscale, vary, zoom, pan."
+    )
+    form_class = MidjourneyForm
+    first_poll = timedelta(seconds=5)
+    poll_every = timedelta(seconds=3)
+    give_up_after = timedelta(minutes=10)
+
+    async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
+        mode = params.get("mode") or "imagine"
+        bot_type = params.get("bot_type") or "MID_JOURNEY"
+        images = [image for image in params.get("images") or [] if isinstance(image, str)]
+        if mode == "imagine":
+            submitted = await midjourney.imagine(
+                client, params["prompt"], bot_type=bot_type, base64_array=images or None
+            )
+        elif mode == "describe":
+            submitted = await midjourney.describe(client, images[0], bot_type=bot_type)
+        elif mode == "shorten":
+            submitted = await midjourney.shorten(client, params["prompt"], bot_type=bot_type)
+        elif mode == "blend":
+            submitted = await midjourney.blend(
+                client,
+                images,
+                dimensions=params.get("dimensions") or "SQUARE",
+                bot_type=bot_type,
+            )
+        elif mode == "action":
+            submitted = await midjourney.action(client, params["task_id"], params["custom_id"])
+        else:
+            raise BadRequestError(f"unknown Midjourney mode {mode!r}")
+        if submitted.needs_modal:
+            return Outcome(upstream_id=submitted.task_id, failure=_modal_failure())
+        return Outcome(upstream_id=submitted.task_id, progress=0)
+
+    async def poll(self, client: RelayClient, upstream_id: str) -> Outcome:
+        task = await midjourney.fetch(client, upstream_id)
+        if task.status in ("FAILURE", "CANCEL"):
+            reason = task.fail_reason or (
+                gettext("The task was cancelled on the relay.")
+                if task.status == "CANCEL"
+                else gettext("The task failed on the relay.")
+            )
+            return Outcome(failure=reason)
+        if task.needs_modal:
+            return Outcome(failure=_modal_failure())
+        if task.status != "SUCCESS":
+            return Outcome(progress=task.progress)
+        return Outcome(done=True, files=_files(task), result=_result(task))
+
+    def actions(self, job: "Job") -> list[dict[str, Any]]:
+        """The buttons offered on a finished job, as the status JSON and the page show them."""
+        if job.status != "succeeded":
+            return []
+        url = reverse("media_jobs:action", kwargs={"job_id": job.id})
+        offered = []
+        for button in job.result.get("buttons") or []:
+            custom_id = str(button.get("custom_id") or "")
+            if not is_offered(custom_id):
+                continue
+            label = str(button.get("label") or "")
+            emoji = str(button.get("emoji") or "")
+            title = str(button_title(custom_id))
+            offered.append(
+                {
+                    "custom_id": custom_id,
+                    "label": " ".join(part for part in (emoji, label) if part) or title,
+                    "title": title or label,
+                    "url": url,
+                }
+            )
+        return offered
+
+
+def _modal_failure() -> str:
+    return gettext(
+        "This action needs a confirmation dialog (Vary Region, Custom Zoom or Remix), "
+        "which Studio does not offer yet."
+    )
+
+
+def _files(task: midjourney.MJTask) -> list[ResultFile]:
+    if task.action in ("DESCRIBE", "SHORTEN"):
+        return []  # the result is text; describe's image is the user's own upload
+    files = [ResultFile(url=task.image_url, name="grid.png")] if task.image_url else []
+    if len(task.image_urls) > 1:
+        files += [
+            ResultFile(url=url, name=f"image-{index}.png")
+            for index, url in enumerate(task.image_urls, start=1)
+        ]
+    return files
+
+
+def _result(task: midjourney.MJTask) -> dict[str, Any]:
+    prompts: list[str] = []
+    if task.action in ("DESCRIBE", "SHORTEN"):
+        prompts = split_prompts(task.final_prompt or task.prompt or task.description)
+    return {
+        "buttons": [
+            {"custom_id": b.custom_id, "label": b.label, "emoji": b.emoji} for b in task.buttons
+        ],
+        "final_prompt": task.final_prompt,
+        "prompts": prompts,
+        "upstream_action": task.action,
+    }
