@@ -58,7 +58,18 @@ class Job(models.Model):
 
     @property
     def prompt(self) -> str:
-        return str(self.params.get("prompt", ""))
+        """What to call the job in lists: its prompt, else the name of the file it was given."""
+        if text := str(self.params.get("prompt") or ""):
+            return text
+        return next((str(v["name"]) for v in self.params.values() if _is_upload(v)), "")
+
+    def upload_paths(self) -> set[str]:
+        return {str(v["path"]) for v in self.params.values() if _is_upload(v)}
+
+
+def _is_upload(value: object) -> bool:
+    # media_jobs.services.store_uploads keeps each uploaded file as {path, name, mime, bytes}.
+    return isinstance(value, dict) and {"path", "name"} <= value.keys()
 
 
 def asset_path(asset: "Asset", filename: str) -> str:

@@ -64,6 +64,12 @@ def retry_job(job: Job) -> Job:
 
 
 def delete_job(job: Job) -> None:
+    """Delete the job, its results, and the files it was given unless another job (a retry, a
+    "use these settings again") still refers to them."""
+    others = Job.objects.filter(user=job.user).exclude(pk=job.pk)
+    still_used = {path for other in others.only("params") for path in other.upload_paths()}
+    for path in job.upload_paths() - still_used:
+        default_storage.delete(path)
     for asset in job.assets.all():
         asset.file.delete(save=False)
         if asset.thumbnail:

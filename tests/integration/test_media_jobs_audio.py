@@ -201,3 +201,20 @@ def test_the_forms_render_and_settings_can_be_reused(signed_in, relay, user):
     page = signed_in.get(f"/jobs/new/tts/?from={job.id}").content.decode()
     assert "Say it again" in page and 'value="onyx" selected' in page
     assert "/jobs/new/stt/" in signed_in.get("/jobs/").content.decode()
+
+
+def test_deleting_a_job_deletes_its_upload_unless_a_retry_still_uses_it(signed_in, relay, user):
+    from django.core.files.storage import default_storage
+
+    from media_jobs.services import delete_job, retry_job
+
+    response = new_stt(signed_in)
+    assert response.status_code == 302
+    job = Job.objects.get(user=user)
+    (path,) = job.upload_paths()
+    assert job.prompt.endswith(".wav")  # lists name the file when there is no prompt
+    again = retry_job(job)
+    delete_job(job)
+    assert default_storage.exists(path)  # the retry still needs it
+    delete_job(again)
+    assert not default_storage.exists(path)
