@@ -70,7 +70,6 @@ class Generation:
     finish_reason: str = ""
     usage: Any = None
     error: UpstreamError | None = None
-    checkpointed_seq: int = 0
     checkpointed_at: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -341,17 +340,14 @@ class GenerationRegistry:
         """Write the text of every generation that changed, in one transaction."""
         now = time.monotonic()
         rows = []
-        for generation in list(self._dirty):
+        for generation in self._dirty:
             rows.append((generation.plan.message.pk, generation.text, generation.seq))
-            generation.checkpointed_seq, generation.checkpointed_at = generation.seq, now
+            generation.checkpointed_at = now
         self._dirty.clear()
-        idle = [
-            g.plan.message.pk
-            for g in self.generations.values()
-            if now - g.checkpointed_at >= HEARTBEAT_SECONDS
-        ]
+        idle = []
         for generation in self.generations.values():
-            if generation.plan.message.pk in idle:
+            if now - generation.checkpointed_at >= HEARTBEAT_SECONDS:
+                idle.append(generation.plan.message.pk)
                 generation.checkpointed_at = now
         if rows or idle:
             await write_checkpoints(rows, idle)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from chat.models import Conversation, Message
 from chat.selectors import branch
-from studio.accounts.models import Profile
+from studio.accounts import services as accounts
 from studio.accounts.services import MissingCredential, relay_credentials_for
 from studio.upstream import RelayCredentials
 
@@ -51,12 +51,8 @@ class GenerationPlan:
     wants_title: bool
 
 
-def default_model(user: User) -> str:
-    return Profile.objects.filter(user=user).values_list("default_model", flat=True).first() or ""
-
-
 def create_conversation(user: User, *, model: str = "") -> Conversation:
-    return Conversation.objects.create(user=user, model=model[:200] or default_model(user))
+    return Conversation.objects.create(user=user, model=model[:200] or accounts.default_model(user))
 
 
 def rename(conversation: Conversation, title: str) -> str:

@@ -14,7 +14,7 @@ from chat import export, services
 from chat.forms import ConversationSettingsForm
 from chat.search import search_conversations
 from chat.selectors import conversation_data, conversation_for, sidebar_groups
-from studio.accounts.services import available_models, missing_key_message
+from studio.accounts.services import available_models, default_model, missing_key_message
 from studio.http import AuthenticatedHttpRequest
 
 
@@ -185,7 +185,7 @@ async def models(request: AuthenticatedHttpRequest) -> JsonResponse:
 
 
 async def _default_model(user: User, models: list[str]) -> str:
-    chosen = await sync_to_async(services.default_model)(user)
+    chosen = await sync_to_async(default_model)(user)
     return chosen or (models[0] if models else "")
 
 

@@ -36,6 +36,11 @@ def validate_base_url(base_url: str) -> str:
     return base_url
 
 
+def default_model(user: User) -> str:
+    """The model new conversations start with ("" when the user chose none)."""
+    return Profile.objects.filter(user=user).values_list("default_model", flat=True).first() or ""
+
+
 def site_key_allowed(user: User) -> bool:
     if not settings.UPSTREAM_API_KEY or not settings.UPSTREAM_BASE_URL:
         return False

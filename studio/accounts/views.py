@@ -50,10 +50,7 @@ def settings_page(request: AuthenticatedHttpRequest) -> HttpResponse:
             "credential": credential,
             "relays": services.allowed_base_urls(),
             "site_key_allowed": services.site_key_allowed(request.user),
-            "default_model": Profile.objects.filter(user=request.user)
-            .values_list("default_model", flat=True)
-            .first()
-            or "",
+            "default_model": services.default_model(request.user),
         },
         status=status,
     )
