@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from studio.upstream import tls_context
+
 __all__ = ["MAX_REDIRECTS", "DownloadRefused", "Downloaded", "check_url", "download"]
 
 MAX_REDIRECTS = 5
@@ -237,6 +239,7 @@ def _fetch_hop(
                     follow_redirects=False,
                     trust_env=False,
                     timeout=httpx.Timeout(remaining),
+                    verify=tls_context(),
                 ) as client,
                 client.stream("GET", pinned, headers=headers, extensions=extensions) as response,
             ):

@@ -14,6 +14,7 @@ from studio.upstream.client import (
     RelayCredentials,
     aclose_http_clients,
     get_http_client,
+    tls_context,
 )
 from studio.upstream.errors import (
     AuthError,
@@ -78,5 +79,6 @@ __all__ = [
     "get_http_client",
     "iter_json_events",
     "mask_key",
+    "tls_context",
     "user_message",
 ]

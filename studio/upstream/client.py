@@ -8,7 +8,9 @@ private to this package.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -49,6 +51,13 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 )
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: building one loads the CA bundle, which
+    costs ~30 ms, more than a whole poll of the relay (bench/jobs.py)."""
+    return httpx.create_ssl_context()
+
+
 def get_http_client() -> httpx.AsyncClient:
     """The shared pooled client of the running event loop, created on first use."""
     loop = asyncio.get_running_loop()
@@ -59,6 +68,7 @@ def get_http_client() -> httpx.AsyncClient:
             http2=False,
             limits=POOL_LIMITS,
             timeout=QUICK_TIMEOUT,
+            verify=tls_context(),
             # Never follow a redirect with the user's key; a 3xx becomes an error instead.
             follow_redirects=False,
         )

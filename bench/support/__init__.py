@@ -1,0 +1,1 @@
+"""Code shared by the benchmark scripts (not a benchmark itself: `make bench` runs bench/*.py)."""
