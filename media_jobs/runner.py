@@ -13,6 +13,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -37,9 +38,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 THUMBNAIL_SIZE = (384, 384)
-# Longer than any submit can take (upstream LONG_TIMEOUT is 300 s): a submit started earlier
-# than this with nothing recorded belongs to a worker that died.
-SUBMIT_GRACE = timedelta(minutes=6)
 EARLY = timedelta(seconds=1)
 
 
@@ -84,8 +82,9 @@ def advance(job_id: str) -> None:
             return
         if job.status == Job.Status.QUEUED:
             if job.submit_started_at is not None:
-                if timezone.now() - job.submit_started_at < SUBMIT_GRACE:
-                    enqueue(job, delay=job.submit_started_at + SUBMIT_GRACE - timezone.now())
+                grace = timedelta(seconds=settings.JOBS_SUBMIT_GRACE_SECONDS)
+                if timezone.now() - job.submit_started_at < grace:
+                    enqueue(job, delay=job.submit_started_at + grace - timezone.now())
                     return  # another worker may still be sending it
                 # The submit may have reached the relay before the worker died: sending it again
                 # could make (and bill) the job twice, so the user decides with Retry.

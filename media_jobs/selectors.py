@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 
 from media_jobs.models import Asset, Job
 
@@ -64,7 +65,21 @@ def status_data(job: Job) -> dict[str, Any]:
             for asset in job.assets.all()
         ],
         "actions": _actions(job),
+        "next_check_ms": next_check_ms(job),
     }
+
+
+def next_check_ms(job: Job) -> int | None:
+    """When the status page should look again: just after the worker's next step, whose time
+    the job records, rather than on a blind backoff that drifts away from it."""
+    if job.finished:
+        return None
+    if job.next_step_at is None:
+        return 1000
+    wait = (job.next_step_at - timezone.now()).total_seconds()
+    if wait <= 0:
+        return 500  # the step is due or running: its outcome lands any moment
+    return int(min(wait + 0.5, 10.0) * 1000)
 
 
 def _actions(job: Job) -> list[dict[str, Any]]:

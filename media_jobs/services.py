@@ -1,9 +1,10 @@
-"""Creating, retrying and deleting jobs."""
+"""Creating, retrying and deleting jobs, and what a finished job can still ask the relay."""
 
 import uuid
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -14,6 +15,7 @@ from media_jobs import runner
 from media_jobs.models import Job
 from media_jobs.selectors import running_count
 from studio.accounts.services import MissingCredential, relay_credentials_for
+from studio.upstream import BadRequestError, RelayClient, UpstreamError, midjourney, user_message
 
 MAX_RUNNING_JOBS = 4
 
@@ -75,3 +77,35 @@ def delete_job(job: Job) -> None:
         if asset.thumbnail:
             asset.thumbnail.delete(save=False)
     job.delete()
+
+
+async def fetch_image_seed(user: User, job: Job) -> str:
+    """Ask the relay for the seed of a finished Midjourney image (upstream-api.md §4.11) and keep
+    it in `job.result["seed"]`; asking again for a kept seed costs no relay call. Raises
+    JobRefused with what to tell the user when the relay has none to give."""
+    if seed := str(job.result.get("seed") or ""):
+        return seed
+    try:
+        credentials = await sync_to_async(relay_credentials_for)(user)
+    except MissingCredential as missing:
+        raise JobRefused(str(missing)) from missing
+    try:
+        seed = await midjourney.image_seed(RelayClient(credentials), job.upstream_id)
+    except BadRequestError as error:
+        # Codes 3 / 4: the task is unknown to the relay or not finished there (§4.11).
+        raise JobRefused(
+            _("The relay has no seed for this image: %(message)s")
+            % {"message": error.message or user_message(error)}
+        ) from error
+    except UpstreamError as error:
+        raise JobRefused(user_message(error)) from error
+    await sync_to_async(_keep_seed)(job, seed)
+    return seed
+
+
+def _keep_seed(job: Job, seed: str) -> None:
+    with transaction.atomic():
+        fresh = Job.objects.select_for_update().get(pk=job.pk)
+        fresh.result = {**fresh.result, "seed": seed}
+        fresh.save(update_fields=["result", "updated_at"])
+    job.result = fresh.result

@@ -2,8 +2,11 @@
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import (
     FileResponse,
@@ -17,7 +20,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from media_jobs import runner, services
+from media_jobs.forms import DIALOG_FORMS, MAX_MASK_BYTES, ActionDialogForm
 from media_jobs.kinds import registry
+from media_jobs.kinds.midjourney import offers_seed
 from media_jobs.models import Job
 from media_jobs.selectors import asset_for, gallery, job_for, status_data
 from studio.accounts.services import missing_key_message
@@ -77,13 +82,55 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
 @login_required
 @require_GET
 def detail(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
-    job = job_for(request.user, job_id)
-    kind = registry().get(job.kind)
+    return _render_detail(request, job_for(request.user, job_id))
+
+
+def _render_detail(
+    request: AuthenticatedHttpRequest,
+    job: Job,
+    *,
+    bound: dict[str, ActionDialogForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The job page; `bound` holds a dialog's form that was sent back with errors (by custom
+    id), so that dialog opens again with the message and what was typed."""
+    data = status_data(job)
+    image = next((asset for asset in data["assets"] if asset["mime"].startswith("image/")), None)
+    bound = bound or {}
+    dialogs = [
+        {
+            "action": action,
+            "form": bound.get(action["custom_id"]) or _dialog_form(job, action["dialog"]),
+            "image": image,
+        }
+        for action in data["actions"]
+        if action.get("dialog") in DIALOG_FORMS
+    ]
     return render(
         request,
         "media_jobs/detail.html",
-        {"job": job, "kind": kind, "status": status_data(job)},
+        {
+            "job": job,
+            "kind": registry().get(job.kind),
+            "status": data,
+            "dialogs": dialogs,
+            "mask_max_chars": _mask_max_chars(),
+            "seed_offered": offers_seed(job),
+        },
+        status=status,
     )
+
+
+def _dialog_form(job: Job, dialog: str, data: Any = None) -> ActionDialogForm:
+    image = job.assets.filter(mime__startswith="image/", width__isnull=False).first()
+    size = (image.width, image.height) if image and image.width and image.height else None
+    return DIALOG_FORMS[dialog](data, job=job, image_size=size)
+
+
+def _mask_max_chars() -> int:
+    # The mask travels as a form field, so Django's cap on a request's form data applies too.
+    upload_cap = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or MAX_MASK_BYTES * 2
+    return min(MAX_MASK_BYTES * 4 // 3, upload_cap - 64 * 1024)
 
 
 @login_required
@@ -116,7 +163,8 @@ def retry(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def action(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
-    """Press one of a finished job's buttons (Midjourney U1, V2, zoom...): a child job."""
+    """Press one of a finished job's buttons (Midjourney U1, V2, zoom...): a child job. Buttons
+    with a dialog (Vary Region, Custom Zoom) bring its fields, checked before the child exists."""
     job = job_for(request.user, job_id)
     kind = registry().get(job.kind)
     custom_id = request.POST.get("custom_id", "")
@@ -130,12 +178,33 @@ def action(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
         "label": offered[custom_id]["label"],
         "prompt": job.prompt,
     }
+    if dialog := offered[custom_id].get("dialog"):
+        form = _dialog_form(job, dialog, request.POST)
+        if not form.is_valid():
+            return _render_detail(request, job, bound={custom_id: form}, status=400)
+        params.update(form.job_params(), dialog=dialog)
     try:
         child = services.create_job(request.user, job.kind, params, parent=job)
     except services.JobRefused as refused:
         messages.error(request, str(refused))
         return redirect("media_jobs:detail", job_id=job.id)
     return redirect("media_jobs:detail", job_id=child.id)
+
+
+@login_required
+@require_POST
+async def seed(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
+    """Fetch and keep the seed of a finished Midjourney image, then show it on the job's page."""
+    user = await request.auser()
+    assert isinstance(user, User)  # login_required let only signed-in users through
+    job = await sync_to_async(job_for)(user, job_id)
+    if not offers_seed(job):
+        return HttpResponseBadRequest(_("This job has no seed to show."))
+    try:
+        await services.fetch_image_seed(user, job)
+    except services.JobRefused as refused:
+        messages.error(request, str(refused))
+    return redirect("media_jobs:detail", job_id=job.id)
 
 
 @login_required

@@ -166,11 +166,19 @@ else:
 # takes the database row as the truth (the generation has ended or its process died).
 CHAT_OWNER_TIMEOUT = float(os.environ.get("CHAT_OWNER_TIMEOUT", "0.5"))
 
+# Form posts without files (e.g. a Vary Region mask as a data URI, checked to <= 5 MB by its form)
+# may be bigger than Django's 2.5 MB default; uploads are limited by each form.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
 # Background tasks: core django.tasks on the django-tasks-db backend (same database as the jobs).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # The worker records a heartbeat this often; /healthz calls it dead after WORKER_STALE_SECONDS.
 WORKER_HEARTBEAT_SECONDS = 10
 WORKER_STALE_SECONDS = 60
+# A job whose submit started longer ago than this without an answer recorded belongs to a worker
+# that died mid-submit: it fails as "interrupted" (never re-sent: the relay may have it). Must be
+# longer than any submit can take (the longest relay timeout is 300 s).
+JOBS_SUBMIT_GRACE_SECONDS = float(os.environ.get("JOBS_SUBMIT_GRACE_SECONDS", "360"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

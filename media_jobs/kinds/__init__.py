@@ -62,11 +62,24 @@ class JobKind(ABC):
 
 def registry() -> dict[str, JobKind]:
     from media_jobs.kinds.dalle import DalleKind
+    from media_jobs.kinds.faceswap import FaceSwapKind
+    from media_jobs.kinds.gpt4_image import Gpt4ImageKind
+    from media_jobs.kinds.kling import KlingKind
     from media_jobs.kinds.midjourney import MidjourneyKind
+    from media_jobs.kinds.runway import RunwayKind
     from media_jobs.kinds.stt import SttKind
     from media_jobs.kinds.tts import TtsKind
 
-    kinds: list[JobKind] = [DalleKind(), TtsKind(), SttKind(), MidjourneyKind()]
+    kinds: list[JobKind] = [
+        DalleKind(),
+        Gpt4ImageKind(),
+        TtsKind(),
+        SttKind(),
+        MidjourneyKind(),
+        FaceSwapKind(),
+        KlingKind(),
+        RunwayKind(),
+    ]
     return {kind.slug: kind for kind in kinds}
 
 

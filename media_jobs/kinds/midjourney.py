@@ -2,13 +2,12 @@
 
 Modes: imagine, describe, shorten and blend from the form; "action" (a pressed button of a
 finished job: U1-U4, V1-V4, reroll, upscale variants, zoom, pan, vary) is internal and runs as
-a child job of the job whose button was pressed. Buttons that need a modal dialog (Vary Region,
-Custom Zoom) and the describe/shorten "pick" buttons are not offered: the pages offer "Use this
-prompt" for the latter instead.
+a child job of the job whose button was pressed. Vary Region and Custom Zoom need more than a
+press: the page asks for a mask and/or a prompt in a dialog (media_jobs.forms), and the child's
+submit answers the relay's "modal" confirmation with them (§4.1 step 5). The describe/shorten
+"pick" buttons are not offered: the pages offer "Use this prompt" for them instead.
 """
 
-import base64
-import io
 import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,26 +17,26 @@ from django.core.files.uploadedfile import UploadedFile
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from PIL import Image, UnidentifiedImageError
 
 from media_jobs.kinds import JobKind, Outcome, ResultFile, StrOrPromise
-from studio.upstream import BadRequestError, RelayClient, midjourney
+from media_jobs.kinds.uploads import check_image
+from studio.upstream import BadRequestError, RelayClient, UpstreamError, midjourney, user_message
 
 if TYPE_CHECKING:
     from media_jobs.models import Job
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 MODES = ("imagine", "describe", "shorten", "blend")
 
-# Buttons Studio does not offer: the modal flow (mask / custom prompt) and the describe /
-# shorten picks, which new-api relays often refuse (unknown_action, §4.9).
-HIDDEN_BUTTON_PREFIXES = (
-    "MJ::Inpaint::",
-    "MJ::CustomZoom::",
-    "MJ::Job::PicReader::",
-    "MJ::Job::PromptAnalyzer::",
-)
+# Buttons Studio does not offer: the describe / shorten picks, which new-api relays often refuse
+# (unknown_action, §4.9).
+HIDDEN_BUTTON_PREFIXES = ("MJ::Job::PicReader::", "MJ::Job::PromptAnalyzer::")
+
+# Buttons whose press opens a dialog on the page (the relay then waits for a modal confirmation
+# carrying what the dialog asked for): customId prefix -> dialog name (see media_jobs.forms).
+DIALOG_BUTTONS = {"MJ::Inpaint::": "vary_region", "MJ::CustomZoom::": "custom_zoom"}
+
+# Results that are images, which Midjourney keeps a seed for (§4.11); describe and shorten are text.
+SEED_ACTIONS_EXCLUDED = frozenset({"DESCRIBE", "SHORTEN"})
 
 # Titles for buttons that carry only an emoji (or to explain a terse label).
 BUTTON_TITLES: dict[str, StrOrPromise] = {
@@ -51,6 +50,8 @@ BUTTON_TITLES: dict[str, StrOrPromise] = {
     "low_variation": _("Vary (subtle)"),
     "high_variation": _("Vary (strong)"),
     "Outpaint": _("Zoom out"),
+    "Inpaint": _("Vary (Region): paint the part to redraw"),
+    "CustomZoom": _("Custom Zoom: zoom out by a factor you choose"),
 }
 
 _KEYCAP = re.compile(r"([1-9])\ufe0f?\u20e3")
@@ -121,7 +122,7 @@ class MidjourneyForm(forms.Form):
         uploads: list[UploadedFile] = self.cleaned_data.get("images") or []
         if len(uploads) > 5:
             raise forms.ValidationError(_("Upload at most five images."))
-        return [_data_uri(upload) for upload in uploads]
+        return [check_image(upload).data_uri for upload in uploads]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -138,31 +139,6 @@ class MidjourneyForm(forms.Form):
         if mode == "shorten":
             data["images"] = []
         return data
-
-
-def _data_uri(upload: UploadedFile) -> str:
-    if upload.size is not None and upload.size > MAX_IMAGE_BYTES:
-        raise forms.ValidationError(
-            _("%(name)s is larger than 10 MB."), params={"name": upload.name}
-        )
-    content = upload.read()
-    upload.seek(0)
-    if len(content) > MAX_IMAGE_BYTES:
-        raise forms.ValidationError(
-            _("%(name)s is larger than 10 MB."), params={"name": upload.name}
-        )
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            image_format = image.format or ""
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        image_format = ""
-    mime = IMAGE_FORMATS.get(image_format)
-    if mime is None:
-        raise forms.ValidationError(
-            _("%(name)s is not a PNG, JPEG, WebP or GIF image."), params={"name": upload.name}
-        )
-    return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
 
 
 def split_prompts(text: str) -> list[str]:
@@ -197,6 +173,23 @@ def is_offered(custom_id: str) -> bool:
     return bool(custom_id) and not custom_id.startswith(HIDDEN_BUTTON_PREFIXES)
 
 
+def dialog_for(custom_id: str) -> str:
+    """The dialog a button opens ("vary_region", "custom_zoom"), or "" for a plain press."""
+    return next(
+        (name for prefix, name in DIALOG_BUTTONS.items() if custom_id.startswith(prefix)), ""
+    )
+
+
+def offers_seed(job: "Job") -> bool:
+    """Whether the job's page offers "Show seed": a finished Midjourney image (§4.11)."""
+    return (
+        job.kind == MidjourneyKind.slug
+        and job.status == "succeeded"
+        and bool(job.upstream_id)
+        and str(job.result.get("upstream_action") or "") not in SEED_ACTIONS_EXCLUDED
+    )
+
+
 class MidjourneyKind(JobKind):
     slug = "midjourney"
     label = _("Midjourney")
@@ -229,7 +222,7 @@ class MidjourneyKind(JobKind):
                 bot_type=bot_type,
             )
         elif mode == "action":
-            submitted = await midjourney.action(client, params["task_id"], params["custom_id"])
+            return await _press(client, params)
         else:
             raise BadRequestError(f"unknown Midjourney mode {mode!r}")
         if submitted.needs_modal:
@@ -270,15 +263,44 @@ class MidjourneyKind(JobKind):
                     "label": " ".join(part for part in (emoji, label) if part) or title,
                     "title": title or label,
                     "url": url,
+                    "dialog": dialog_for(custom_id),
                 }
             )
         return offered
 
 
+async def _press(client: RelayClient, params: dict[str, Any]) -> Outcome:
+    """Press a button; when the relay waits for the modal confirmation (Vary Region, Custom Zoom,
+    or any button while Remix is on), send it at once with the dialog's prompt and mask."""
+    submitted = await midjourney.action(client, params["task_id"], params["custom_id"])
+    task_id = submitted.task_id
+    try:
+        needs_modal = submitted.needs_modal
+        if not needs_modal and params.get("dialog"):
+            # Relays that rewrite code 21 to 1 leave the task waiting in status MODAL (§4.1).
+            needs_modal = (await midjourney.fetch(client, task_id)).needs_modal
+        if needs_modal:
+            confirmed = await midjourney.modal(
+                client,
+                task_id,
+                prompt=str(params.get("prompt") or ""),
+                mask_base64=str(params.get("mask") or ""),
+            )
+            task_id = confirmed.task_id or task_id
+    except UpstreamError as error:
+        # The button was pressed (and maybe billed): never press it again on a retry of this
+        # step; the job fails with the reason and the user decides whether to try again.
+        message = gettext("The relay did not take the confirmation: %(reason)s") % {
+            "reason": user_message(error)
+        }
+        return Outcome(upstream_id=task_id, failure=message)
+    return Outcome(upstream_id=task_id, progress=0)
+
+
 def _modal_failure() -> str:
     return gettext(
-        "This action needs a confirmation dialog (Vary Region, Custom Zoom or Remix), "
-        "which Studio does not offer yet."
+        "The relay is waiting for a confirmation (Remix mode) that Studio cannot send for this "
+        "task."
     )
 
 

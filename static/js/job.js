@@ -1,6 +1,8 @@
 // The job status page: show the job's state and results, and follow it live by polling
-// status.json with backoff (works the same in the embedded and the scaled mode).
+// status.json when the server says the next change may come (works the same in the embedded and
+// the scaled mode: no socket from the worker needed).
 import { copyWithFeedback } from "./clipboard.js";
+import { setUpMaskPainter } from "./mask.js";
 
 const root = document.querySelector("[data-job]");
 const initial = JSON.parse(document.getElementById("job-status-data").textContent);
@@ -76,11 +78,12 @@ async function follow(delay) {
     window.location.reload(); // the page's buttons (retry, cancel) follow the final state
     return;
   }
-  follow(Math.min(delay * 1.5, 10000));
+  // The server knows when the worker next asks the relay (next_check_ms): look just after it.
+  follow(status.next_check_ms ?? Math.min(delay * 1.5, 10000));
 }
 
 render(initial);
-if (!FINISHED.has(initial.status)) follow(1000);
+if (!FINISHED.has(initial.status)) follow(initial.next_check_ms ?? 1000);
 
 // A speech-to-text job's transcript (rendered by the page once the job has finished).
 const copyButton = root.querySelector("[data-copy-transcript]");
@@ -89,3 +92,64 @@ copyButton?.addEventListener("click", () => {
   const { labelCopied, labelFailed } = copyButton.dataset;
   copyWithFeedback(copyButton, transcript.textContent, labelCopied, labelFailed);
 });
+
+// A Midjourney image's seed, once fetched ("Show seed").
+const seedButton = root.querySelector("[data-copy-seed]");
+seedButton?.addEventListener("click", () => {
+  const seed = root.querySelector("[data-testid=job-seed]");
+  copyWithFeedback(seedButton, seed.textContent.trim(), seedButton.dataset.labelCopied, seedButton.dataset.labelFailed);
+});
+
+// Custom Zoom: the factor after --zoom must be above 1 and at most 2 (the server checks too).
+const ZOOM = /--zoom\b(?:\s*=?\s*(?!--)(\S+))?/gi;
+
+function zoomIsValid(prompt) {
+  const found = [...prompt.matchAll(ZOOM)];
+  if (found.length !== 1) return false;
+  const zoom = Number(found[0][1]);
+  return Number.isFinite(zoom) && zoom > 1 && zoom <= 2;
+}
+
+function checkZoom(dialog) {
+  const prompt = dialog.querySelector("textarea[name=prompt]");
+  const error = dialog.querySelector("[data-zoom-error]");
+  const valid = zoomIsValid(prompt.value);
+  error.hidden = valid;
+  if (valid) {
+    prompt.removeAttribute("aria-invalid");
+  } else {
+    error.textContent = error.dataset.labelRange;
+    prompt.setAttribute("aria-invalid", "true");
+    prompt.focus();
+  }
+  return valid;
+}
+
+// Buttons that need more than a press (Vary Region, Custom Zoom) open a <dialog>: modal, so the
+// keyboard stays inside it, and Esc or Cancel closes it.
+for (const dialog of document.querySelectorAll("dialog[data-action-dialog]")) {
+  const painter = dialog.dataset.actionDialog === "vary_region" ? setUpMaskPainter(dialog) : null;
+  for (const button of dialog.querySelectorAll("[data-close-dialog]")) {
+    button.addEventListener("click", () => dialog.close());
+  }
+  const form = dialog.querySelector("form");
+  form.addEventListener("submit", (event) => {
+    const ready = painter ? painter.prepare() : checkZoom(dialog);
+    if (!ready) {
+      event.preventDefault();
+      return;
+    }
+    // One press, one child job: a second click while the page loads would make another.
+    setTimeout(() => {
+      for (const button of form.querySelectorAll("button")) button.disabled = true;
+    });
+  });
+  // Coming back to the page (the browser's back button) finds the buttons usable again.
+  window.addEventListener("pageshow", () => {
+    for (const button of form.querySelectorAll("button")) button.disabled = false;
+  });
+  if ("openOnLoad" in dialog.dataset) dialog.showModal();
+}
+for (const opener of document.querySelectorAll("[data-open-dialog]")) {
+  opener.addEventListener("click", () => document.getElementById(opener.dataset.openDialog)?.showModal());
+}

@@ -7,13 +7,15 @@ must not hide in the other) and does not import Django.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from studio.simulator import midjourney, openai, openai_media
+from studio.simulator import midjourney, openai, openai_media, video
 from studio.simulator.config import Config
 from studio.simulator.state import Context
 from studio.simulator.web import (
@@ -100,6 +102,12 @@ ROUTES: list[Route] = [
     route("GET", "/mj/task/{task_id}/fetch", midjourney.fetch),
     route("GET", "/mj/task/{task_id}/image-seed", midjourney.image_seed),
     route("POST", "/mj/task/list-by-condition", midjourney.list_by_condition),
+    route("POST", "/kling/v1/videos/text2video", video.kling_text2video),
+    route("POST", "/kling/v1/videos/image2video", video.kling_image2video),
+    route("GET", "/kling/v1/videos/text2video/{task_id}", video.kling_text2video_task),
+    route("GET", "/kling/v1/videos/image2video/{task_id}", video.kling_image2video_task),
+    route("POST", "/runwayml/v1/image_to_video", video.runway_image_to_video),
+    route("GET", "/runwayml/v1/tasks/{task_id}", video.runway_task),
 ]
 
 # "/mj-relax/mj/submit/imagine" etc. choose a speed mode on the relay (§4.1); same protocol.
@@ -174,6 +182,8 @@ def make_app(config: Config | None = None) -> Callable[[Scope, Receive, Send], A
         matched, params = found
         req.params = params
         response = authenticate(req, ctx.config) if matched.auth else None
+        if response is None and ctx.config.request_log:
+            record_request(ctx.config.request_log, req)
         if response is None:
             try:
                 response = await matched.handler(req, ctx)
@@ -191,6 +201,19 @@ def make_app(config: Config | None = None) -> Callable[[Scope, Receive, Send], A
             await send_response(send, response, head_only=head)
 
     return app
+
+
+def record_request(path: str, req: Request) -> None:
+    try:
+        body = json.loads(req.body or b"{}") if req.method == "POST" else {}
+    except ValueError:
+        body = {}
+    prompt = body.get("prompt", "") if isinstance(body, dict) else ""
+    line = json.dumps(
+        {"t": time.time(), "method": req.method, "path": req.path, "prompt": str(prompt)}
+    )
+    with open(path, "a", encoding="utf-8") as log:  # one short append: atomic enough for tests
+        log.write(line + "\n")
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

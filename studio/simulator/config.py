@@ -35,6 +35,10 @@ class Config:
     # Accept MJ::Job::PicReader / PromptAnalyzer customIds (describe / shorten picks).
     # Off by default because older new-api builds answer unknown_action for them.
     mj_pick_actions: bool = False
+    # When set, every authenticated request is appended to this file as a JSON line (time,
+    # method, path, a POST's prompt): tests and benchmarks count what reached "the relay", e.g.
+    # that no job was submitted twice, or how often a task was fetched.
+    request_log: str = ""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -48,6 +52,7 @@ class Config:
             extra_keys=normalized,
             public_url=os.environ.get("SIMULATOR_PUBLIC_URL", "").strip().rstrip("/"),
             mj_pick_actions=os.environ.get("SIMULATOR_MJ_PICK_ACTIONS", "") in {"1", "true", "yes"},
+            request_log=os.environ.get("SIMULATOR_REQUEST_LOG", "").strip(),
         )
 
     def scaled(self, seconds: float) -> float:

@@ -179,6 +179,24 @@ def colour_name(rgb: tuple[int, int, int]) -> str:
     return names[int(hue * len(names) + 0.5) % len(names)]
 
 
+def image_comment(data: bytes) -> str:
+    """The text comments of an image (PNG text chunks, a JPEG comment), joined; "" if none.
+    Face swaps have no prompt, so tests steer them with markers written there."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            info = dict(img.info)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return ""
+    texts = []
+    for key in ("Comment", "comment", "Description"):
+        value = info.get(key)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        if isinstance(value, str):
+            texts.append(value)
+    return " ".join(texts)
+
+
 def swap_face(source: bytes, target: bytes) -> bytes | None:
     """The target picture with a round crop of the source pasted in the middle."""
     try:

@@ -317,7 +317,7 @@ def task_json(task: MjTask, base_url: str) -> dict[str, Any]:
         "progress": progress,
         "failReason": task.fail_reason,
         "buttons": task.buttons,
-        "maskBase64": "",
+        "maskBase64": task.mask,  # what the modal confirmation sent (Vary Region)
         "properties": {"finalPrompt": task.final_prompt, "finalZhPrompt": ""},
     }
 
@@ -467,7 +467,8 @@ async def swap_face(req: Request, ctx: Context) -> Response:
     decoded = _decode_all([source, target])
     if decoded is None:
         return mj_result(4, "base64格式错误")
-    markers, error = await _gate(req, ctx, body, "")
+    hints = " ".join(media.image_comment(raw) for raw in decoded)  # markers without a prompt
+    markers, error = await _gate(req, ctx, body, hints)
     if error is not None:
         return error
     task = _new_task(req, ctx, "SWAP_FACE", "swap", "", markers, body)

@@ -46,6 +46,7 @@ MODELS: list[tuple[str, str]] = [
     ("gpt-4o", "openai"),
     ("gpt-4o-mini", "openai"),
     ("gpt-4-all", "openai"),
+    ("gpt-4o-all", "openai"),
     ("gpt-4-turbo", "openai"),
     ("gpt-3.5-turbo", "openai"),
     ("gpt-3.5-turbo-instruct", "openai"),
@@ -284,6 +285,13 @@ async def wait_plan(req: Request, markers: Markers, ctx: Context, plan: Plan) ->
 def _gpt4all_plan(
     req: Request, ctx: Context, prompt: str, markers: Markers, body_pieces: list[str]
 ) -> Plan:
+    if markers.has("gpt4:no-image"):
+        # The image tool declined: words only, no link (what Studio must report, not store).
+        refusal = (
+            "抱歉，我无法根据这个描述生成图片。"  # noqa: RUF001 - the model's own words
+            "I can't create that image: the request may violate the content policy.\n\n"
+        )
+        return [*tokenize(refusal), *body_pieces]
     expire = markers.has("expire")
     img = media.draw_picture(prompt or "gpt-4-all", 1024, 1024, label="gpt-4-all · simulated")
     name = ctx.files.add(media.png(img), "png", "image/png", expired=expire)
@@ -333,7 +341,7 @@ async def chat_completions(req: Request, ctx: Context) -> Response | None:
     if isinstance(limit, int) and 0 < limit < len(pieces):
         pieces, finish = pieces[:limit], "length"
     plan: Plan = list(pieces)
-    if model.startswith("gpt-4-all"):
+    if model.startswith(("gpt-4-all", "gpt-4o-all")):
         plan = _gpt4all_plan(req, ctx, prompt, markers, pieces)
     completion_tokens = sum(1 for item in plan if isinstance(item, str))
     prompt_tokens = count_tokens(texts) + 3 * len(messages)

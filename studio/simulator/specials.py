@@ -22,11 +22,14 @@ reach each failure branch over real HTTP without a control API. Markers are stri
   [[tokens=N]]         reply exactly N tokens long
   [[echo]]             chat: the reply is the user's text verbatim (only the markers removed)
   [[expire]]           generated files (images, MJ results) are expired from the start
+  [[gpt4:no-image]]    gpt-4-all / gpt-4o-all: the reply declines in words, without an image link
 /mj/*:
   [[error:429]] → 429 code 30; [[error:503]] → 503; [[error:500-html]] → 502 HTML;
   [[error:quota]] → 400 quota_not_enough; [[mj:banned]] → code 24; [[mj:queue-full]] → 23;
   [[mj:no-instance]] → 3; [[mj:system-error]] → 9; [[mj:queued]] → 22 (task created);
   [[mj:fail]] → the task ends in FAILURE; [[expire]], [[sleep=N]], [[slow]] as above.
+  A face swap has no prompt: its markers go in ``state`` or in a text comment of either image
+  (a PNG ``Comment`` text chunk, a JPEG comment).
 """
 
 from __future__ import annotations

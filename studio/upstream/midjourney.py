@@ -159,6 +159,14 @@ async def modal(
     return await _submit(client, "mj_modal", body)
 
 
+async def swap_face(client: RelayClient, source_base64: str, target_base64: str) -> SubmitResult:
+    """InsightFace face swap (§5): put the face of `source_base64` into `target_base64`, both
+    data URIs. Poll the task with `fetch` (action SWAP_FACE, no buttons). A missing image is
+    refused by the relay with code 4 `sour_base64_and_target_base64_is_required`."""
+    body = {"sourceBase64": source_base64, "targetBase64": target_base64}
+    return await _submit(client, "mj_swap_face", body)
+
+
 async def fetch(client: RelayClient, task_id: str) -> MJTask:
     payload = await client._request_json(
         "GET", "mj_fetch", path_params={"id": task_id}, timeout=QUICK_TIMEOUT
@@ -167,9 +175,13 @@ async def fetch(client: RelayClient, task_id: str) -> MJTask:
 
 
 async def image_seed(client: RelayClient, task_id: str) -> str:
+    """The seed of a finished task (§4.11): the submit-result envelope with the seed, a string
+    of digits, in `result`. Codes 3 / 4 (task missing, not finished) raise BadRequestError."""
     payload = await client._request_json(
         "GET", "mj_image_seed", path_params={"id": task_id}, timeout=QUICK_TIMEOUT
     )
+    if _int(payload.get("code"), default=-1) == ACCEPTED and not _str(payload.get("result")):
+        raise ProtocolError("the relay sent no seed", relay_code=str(ACCEPTED))
     return read_submit_result(payload).task_id
 
 
