@@ -5,6 +5,7 @@ group frames to its socket. Generations belong to the registry, not to the socke
 """
 
 import asyncio
+import math
 from typing import Any, cast
 
 from channels.db import database_sync_to_async
@@ -18,7 +19,9 @@ from chat.forms import validate_params
 from chat.generation import get_registry, group_name
 from chat.models import Conversation, Message
 from chat.selectors import message_data
+from studio.ratelimit import limiter
 
+GENERATING_FRAMES = {"send", "regenerate", "edit"}
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
@@ -44,6 +47,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         self.group = group_name(conversation.id)
         # message id -> deltas buffered while we wait for the owner's snapshot
         self.resuming: dict[str, list[dict[str, Any]]] = {}
+        # message id -> seq of the snapshot this socket was given: later deltas at or below it
+        # are dropped (over Redis, a delta sent just before the owner answered can arrive after
+        # its answer, which already holds that delta's text)
+        self.snapshot_seq: dict[str, int] = {}
         self.timers: set[asyncio.Task[None]] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -69,11 +76,30 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             await self.send_error(None, "invalid", _("Unknown frame type."))
             return
+        if kind in GENERATING_FRAMES and await self.refused_as_too_fast(content):
+            return
         try:
             await handler(content)
         except services.ChatRefused as refused:
             message_id = content.get("message_id") if kind != "send" else None
-            await self.send_error(message_id, refused.code, refused.detail)
+            # "quota" from chat.services is the user's Studio quota, not the relay key's.
+            by_studio = refused.code == "quota"
+            await self.send_error(message_id, refused.code, refused.detail, by_studio=by_studio)
+
+    async def refused_as_too_fast(self, frame: dict[str, Any]) -> bool:
+        """Each send, regenerate and edit starts a generation: RATELIMIT_CHAT per user."""
+        verdict = await limiter.ahit_user(self.user, "chat", settings.RATELIMIT_CHAT)
+        if not isinstance(verdict, limiter.Limited):
+            return False
+        detail = _("You are sending messages too quickly. Try again in %(wait)s.") % {
+            "wait": limiter.wait_text(verdict.retry_after)
+        }
+        message_id = frame.get("message_id") if frame["type"] != "send" else None
+        retry_after = math.ceil(verdict.retry_after)
+        await self.send_error(
+            message_id, "rate_limited", detail, retry_after=retry_after, by_studio=True
+        )
+        return True
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         params, errors = validate_params(frame.get("params") or {})
@@ -176,6 +202,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         buffered = self.resuming.pop(message_id, None)
         if buffered is None:
             return  # already resumed (the owner answered, or the database did)
+        self.snapshot_seq[message_id] = seq
         await self.send_snapshot(message_id, seq, content, status)
         for frame in buffered:
             if frame["seq"] > seq:
@@ -205,11 +232,19 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def send_error(
-        self, message_id: object, code: str, detail: str, retry_after: float | None = None
+        self,
+        message_id: object,
+        code: str,
+        detail: str,
+        retry_after: float | None = None,
+        *,
+        by_studio: bool = False,
     ) -> None:
         frame = {"type": "error", "message_id": message_id, "code": code, "detail": detail}
         if retry_after is not None:
             frame["retry_after"] = retry_after
+        if by_studio:
+            frame["by"] = "studio"  # Studio's own limit, not the relay's: the page says so
         await self.send_json(frame)
 
     # --- frames from the group (generations, other sockets) ---------------------------------
@@ -220,6 +255,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def chat_delta(self, event: dict[str, Any]) -> None:
         frame = {key: event[key] for key in ("message_id", "seq", "text")}
         frame["type"] = "delta"
+        if event["seq"] <= self.snapshot_seq.get(event["message_id"], 0):
+            return  # already in the snapshot this socket was given
         buffered = self.resuming.get(event["message_id"])
         if buffered is not None:
             buffered.append(frame)

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from chat.services import HEARTBEAT_SECONDS, GenerationPlan, estimate_tokens
+from studio.accounts import usage as accounts_usage
 from studio.upstream import RelayClient, UpstreamError, openai, user_message
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Generation:
     task: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_frame: float = 0.0
+    _in_flight: "asyncio.Future[None] | None" = None  # the delta frame being sent
 
     @property
     def message_id(self) -> str:
@@ -136,7 +138,10 @@ class Generation:
         self._last_frame = asyncio.get_running_loop().time()
         self.registry.mark_dirty(self)
         frame = {"type": "chat.delta", "message_id": self.message_id, "seq": self.seq, "text": text}
-        await self.registry.layer.group_send(self.group, frame)
+        # Shielded: the publisher is cancelled when the reply ends, and over Redis a send takes a
+        # round trip; cut half way, the frame would be lost. _finish waits for it instead.
+        self._in_flight = asyncio.ensure_future(self.registry.layer.group_send(self.group, frame))
+        await asyncio.shield(self._in_flight)
 
     async def _finish(self) -> None:
         # Shielded: a stop or shutdown must not cut the final write and frames half way.
@@ -144,6 +149,8 @@ class Generation:
 
     async def _finish_unshielded(self) -> None:
         layer = self.registry.layer
+        if self._in_flight is not None:
+            await self._in_flight  # the frame the cancelled publisher was sending goes out first
         await self._publish()
         self.registry.forget(self)
         usage = self.usage
@@ -168,6 +175,15 @@ class Generation:
             retry_after=error.retry_after if error else None,
             updated_at=timezone.now(),
         )
+        if usage is not None or self.text:  # a reply that failed before any text costs nothing
+            await accounts_usage.arecord_chat(
+                self.plan.user_id,
+                model=self.plan.model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                estimated=estimated,
+                ref=self.message_id,
+            )
         usage_data = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from chat.models import Conversation, Message
 from chat.selectors import branch
+from studio.accounts import quotas
 from studio.accounts import services as accounts
 from studio.accounts.services import MissingCredential, relay_credentials_for
 from studio.upstream import RelayCredentials
@@ -42,6 +43,7 @@ class GenerationPlan:
     """What the registry needs to produce one assistant reply."""
 
     conversation_id: uuid.UUID
+    user_id: int  # whose usage the reply's tokens are
     message: Message  # the assistant message to fill
     new_messages: list[Message]  # created by this request, to announce (user msg, assistant)
     credentials: RelayCredentials
@@ -122,6 +124,14 @@ def _credentials(user: User) -> RelayCredentials:
         raise ChatRefused("no_key", str(missing)) from missing
 
 
+def _check_quota(user: User, model: str) -> None:
+    """The user's quota (models allowed, tokens this month) must allow this reply."""
+    try:
+        quotas.check_chat_allowed(user, model)
+    except quotas.QuotaRefused as refused:
+        raise ChatRefused(refused.code, str(refused)) from refused
+
+
 def _clean_content(content: object) -> str:
     if not isinstance(content, str) or not content.strip():
         raise ChatRefused("invalid", _("Type a message first."))
@@ -168,6 +178,7 @@ def _plan(
     )
     return GenerationPlan(
         conversation_id=conversation.id,
+        user_id=conversation.user_id,
         message=assistant,
         new_messages=[*created, assistant],
         credentials=credentials,
@@ -258,6 +269,7 @@ def _plan_send(
     history = _history(conversation)
     if client_uuid and any(m.client_id == client_uuid for m in history):
         return None
+    _check_quota(user, chosen_model)
     _refuse_if_busy(history)
     if parent_id:
         parent: Message | None = _find(history, parent_id)
@@ -286,6 +298,7 @@ def plan_regenerate(user: User, conversation: Conversation, message_id: object) 
     question = _find(history, message.parent_id)
     credentials = _credentials(user)
     model = conversation.model or message.model
+    _check_quota(user, model)
     return _plan(conversation, history, question, model, {}, credentials, [])
 
 
@@ -302,6 +315,7 @@ def plan_edit(
     text = _clean_content(content)
     credentials = _credentials(user)
     model = _model(conversation, None)
+    _check_quota(user, model)
     edited = Message.objects.create(
         conversation=conversation,
         parent_id=original.parent_id,

@@ -15,7 +15,7 @@ from chat.forms import ConversationSettingsForm
 from chat.search import search_conversations
 from chat.selectors import conversation_data, conversation_for, sidebar_groups
 from studio.accounts.services import available_models, default_model, missing_key_message
-from studio.http import AuthenticatedHttpRequest
+from studio.http import AuthenticatedHttpRequest, login_required_json
 
 
 def _page_context(request: AuthenticatedHttpRequest) -> dict[str, object]:
@@ -78,14 +78,14 @@ def conversation(request: AuthenticatedHttpRequest, conversation_id: str) -> Htt
     return render(request, "chat/conversation.html", context)
 
 
-@login_required
+@login_required_json
 @require_POST
 def rename(request: AuthenticatedHttpRequest, conversation_id: str) -> JsonResponse:
     chat = conversation_for(request.user, conversation_id)
     return JsonResponse({"ok": True, "title": services.rename(chat, request.POST.get("title", ""))})
 
 
-@login_required
+@login_required_json
 @require_POST
 def archive(request: AuthenticatedHttpRequest, conversation_id: str) -> JsonResponse:
     chat = conversation_for(request.user, conversation_id)
@@ -103,7 +103,7 @@ def delete(request: AuthenticatedHttpRequest, conversation_id: str) -> HttpRespo
     return render(request, "chat/delete.html", {**_page_context(request), "conversation": chat})
 
 
-@login_required
+@login_required_json
 @require_POST
 def update_settings(request: AuthenticatedHttpRequest, conversation_id: str) -> JsonResponse:
     chat = conversation_for(request.user, conversation_id)
@@ -123,7 +123,7 @@ def update_settings(request: AuthenticatedHttpRequest, conversation_id: str) -> 
     )
 
 
-@login_required
+@login_required_json
 @require_POST
 def select_branch(request: AuthenticatedHttpRequest, conversation_id: str) -> JsonResponse:
     chat = conversation_for(request.user, conversation_id)
@@ -134,7 +134,7 @@ def select_branch(request: AuthenticatedHttpRequest, conversation_id: str) -> Js
     return JsonResponse({"ok": True})
 
 
-@login_required
+@login_required_json
 @require_POST
 def delete_message(
     request: AuthenticatedHttpRequest, conversation_id: str, message_id: str
@@ -174,7 +174,7 @@ def export_json(request: AuthenticatedHttpRequest, conversation_id: str) -> Http
     return _download(export.as_json(chat), "application/json", _filename(chat, "json"))
 
 
-@login_required
+@login_required_json
 @require_GET
 async def models(request: AuthenticatedHttpRequest) -> JsonResponse:
     user = await request.auser()

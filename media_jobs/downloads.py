@@ -9,11 +9,13 @@ rules, applied to the first URL and again to every redirect hop:
 * the host is resolved once with ``socket.getaddrinfo`` and EVERY address it resolves to must be
   public: ``is_global`` and neither multicast nor reserved, after unwrapping IPv4 embedded in
   IPv6 (``::ffff:127.0.0.1``, 6to4, Teredo). That refuses private, loopback, link-local (incl.
-  169.254.169.254), shared (100.64/10), unspecified, multicast and reserved ranges, and whatever
-  decimal/hex/octal spellings (``2130706433``, ``0x7f.1``) the resolver turns into them;
-* unless the URL's ``host:port`` is trusted: by default the hosts of
-  ``settings.UPSTREAM_ALLOWED_BASE_URLS`` (relays an admin approved, e.g. the local simulator on
-  127.0.0.1). Trust is by exact host AND port: the same host on another port is not trusted.
+  169.254.169.254), shared (100.64/10), unspecified, multicast, reserved and IPv6 site-local
+  (fec0::/10) ranges, and whatever decimal/hex/octal spellings (``2130706433``, ``0x7f.1``)
+  the resolver turns into them;
+* unless the URL's ``host:port`` is trusted: by default the hosts of the approved relays
+  (``studio.accounts.relays.allowed_base_urls()``: UPSTREAM_ALLOWED_BASE_URLS and those staff
+  approved, e.g. the local simulator on 127.0.0.1). Trust is by exact host AND port: the same
+  host on another port is not trusted.
 
 DNS rebinding: a hostile DNS server could answer a public address to our check and a private one
 to the connection. We therefore never let the connection resolve the name again. Each hop is
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import Iterable
@@ -57,6 +60,7 @@ GONE_STATUSES = {401, 403, 404, 410}
 USER_AGENT = "Studio-asset-downloader/1.0"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+logger = logging.getLogger(__name__)
 
 
 class DownloadRefused(Exception):
@@ -82,8 +86,8 @@ def download(
     """Download ``url`` under the rules of the module docstring, or raise DownloadRefused.
 
     ``trusted_hosts`` are ``"host:port"`` strings (``"[::1]:8000"`` for IPv6; a bare host means
-    its scheme's default port; full URLs are accepted too). ``None`` means the hosts of
-    ``settings.UPSTREAM_ALLOWED_BASE_URLS``; pass ``()`` to trust nothing.
+    its scheme's default port; full URLs are accepted too). ``None`` means the hosts of the
+    approved relays (see :func:`approved_relays`); pass ``()`` to trust nothing.
     """
     trusted = _trusted_set(trusted_hosts)
     deadline = time.monotonic() + timeout
@@ -172,17 +176,21 @@ def _is_public(address: IPAddress) -> bool:
         candidates += [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
         if address.teredo is not None:
             candidates += list(address.teredo)
+    # fec0::/10 (IPv6 site-local) is deprecated but still routed inside some networks, and
+    # Python counts it as global: refuse it like the private ranges it was meant to be.
     return all(
-        a.is_global and not a.is_multicast and not a.is_reserved and not a.is_unspecified
+        a.is_global
+        and not a.is_multicast
+        and not a.is_reserved
+        and not a.is_unspecified
+        and not getattr(a, "is_site_local", False)
         for a in candidates
     )
 
 
 def _trusted_set(trusted_hosts: Iterable[str] | None) -> frozenset[tuple[str, int]]:
     if trusted_hosts is None:
-        from django.conf import settings
-
-        trusted_hosts = getattr(settings, "UPSTREAM_ALLOWED_BASE_URLS", [])
+        trusted_hosts = approved_relays()
     result: set[tuple[str, int]] = set()
     for entry in trusted_hosts:
         entry = entry.strip()
@@ -203,6 +211,21 @@ def _trusted_set(trusted_hosts: Iterable[str] | None) -> frozenset[tuple[str, in
         else:
             result.update((host, p) for p in DEFAULT_PORTS.values())
     return frozenset(result)
+
+
+def approved_relays() -> list[str]:
+    """The relays an administrator approved, from the environment and from the staff pages.
+
+    Should the staff-approved list be unreadable (no database at hand), only the environment's
+    relays are trusted: trusting fewer hosts refuses more downloads, never fewer.
+    """
+    from studio.accounts.relays import allowed_base_urls, environment_base_urls
+
+    try:
+        return allowed_base_urls()
+    except Exception:
+        logger.warning("approved relays unreadable; trusting UPSTREAM_ALLOWED_BASE_URLS only")
+        return environment_base_urls()
 
 
 # --- fetching ------------------------------------------------------------------------------

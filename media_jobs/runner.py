@@ -3,7 +3,9 @@
 `advance(job_id)` is the only entry point (the task calls it). It is safe to run twice, at any
 moment, in any number of workers: each step happens under the job's row lock, a submit is
 recorded as started before it is sent and never sent again, and a poll that is not due yet does
-nothing. A worker that starts re-enqueues every unfinished job (`resume_unfinished`).
+nothing. A worker that starts re-enqueues every unfinished job (`resume_unfinished`), and every
+running worker re-enqueues, now and then, the jobs whose task died with another worker
+(`sweep_stalled`).
 """
 
 import hashlib
@@ -16,13 +18,17 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
+from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_tasks_db.models import DBTaskResult
 from PIL import Image, UnidentifiedImageError
 
 from media_jobs.downloads import DownloadRefused, download
 from media_jobs.kinds import JobKind, Outcome, ResultFile, get_kind
 from media_jobs.models import Asset, Job
+from studio.accounts.models import WorkerHeartbeat
 from studio.accounts.services import MissingCredential, relay_credentials_for
 from studio.upstream import (
     RateLimitedError,
@@ -66,6 +72,61 @@ def resume_unfinished() -> int:
         run_job.using(run_after=due).enqueue(str(job.id))
         count += 1
     return count
+
+
+def sweep_stalled(*, limit: int = 500) -> list[str]:
+    """Re-enqueue the unfinished jobs whose task was lost; return their ids.
+
+    With several workers, one killed mid-task (SIGKILL, a lost machine) leaves its claimed task
+    `RUNNING` for ever, and nothing else would step the job until some worker restarts. Every
+    worker calls this every JOBS_SWEEP_SECONDS: a job whose step is overdue by more than
+    JOBS_STALL_MARGIN_SECONDS is re-enqueued unless a task will still take it (one waiting in the
+    queue, or one running on a worker whose heartbeat is fresh: a long submit is not a stall).
+    The queue lives in the jobs' database by design (ARCHITECTURE.md §2), so it can be asked.
+    Running it in several workers at once is harmless: rows another sweep holds are skipped,
+    and advance() tolerates a duplicate task anyway.
+    """
+    from media_jobs.tasks import run_job
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOBS_STALL_MARGIN_SECONDS)
+    overdue = Job.objects.exclude(status__in=Job.FINISHED).filter(
+        Q(next_step_at__lt=cutoff) | Q(next_step_at__isnull=True, updated_at__lt=cutoff)
+    )
+    alive = set(
+        WorkerHeartbeat.objects.filter(
+            last_seen__gte=now - timedelta(seconds=settings.WORKER_STALE_SECONDS)
+        ).values_list("worker_id", flat=True)
+    )
+    swept: list[str] = []
+    with transaction.atomic():
+        jobs = list(
+            overdue.select_for_update(skip_locked=True).order_by("next_step_at").only("id")[:limit]
+        )
+        if not jobs:
+            return swept
+        taken = _jobs_with_a_live_task(run_job.module_path, [str(job.id) for job in jobs], alive)
+        for job in jobs:
+            if str(job.id) not in taken:
+                enqueue(job)
+                swept.append(str(job.id))
+    if swept:
+        logger.warning("re-enqueued %d stalled job(s) whose task was lost: %s", len(swept), swept)
+    return swept
+
+
+def _jobs_with_a_live_task(task_path: str, job_ids: list[str], alive: set[str]) -> set[str]:
+    """Which of these jobs have a task waiting, or running on a live worker."""
+    tasks = DBTaskResult.objects.filter(
+        task_path=task_path,
+        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+        args_kwargs__args__0__in=job_ids,
+    ).values_list("args_kwargs", "status", "worker_ids")
+    taken = set()
+    for args_kwargs, status, worker_ids in tasks:
+        if status == TaskResultStatus.READY or (worker_ids and worker_ids[-1] in alive):
+            taken.add(str(args_kwargs["args"][0]))
+    return taken
 
 
 def advance(job_id: str) -> None:

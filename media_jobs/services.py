@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -12,27 +13,44 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from media_jobs import runner
+from media_jobs.kinds import get_kind
 from media_jobs.models import Job
 from media_jobs.selectors import running_count
+from studio.accounts import quotas, usage
 from studio.accounts.services import MissingCredential, relay_credentials_for
+from studio.ratelimit import limiter
 from studio.upstream import BadRequestError, RelayClient, UpstreamError, midjourney, user_message
-
-MAX_RUNNING_JOBS = 4
 
 
 class JobRefused(Exception):
     """Shown on the form, with everything the user typed kept."""
 
 
+# The extension a kept upload gets, from the media type its form found in its bytes: never the
+# name's, so "shell.php" or "page.html" holding a real PNG is kept as <random>.png.
+UPLOAD_SUFFIXES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "audio/wav": ".wav",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "audio/flac": ".flac",
+    "audio/mp4": ".m4a",
+    "audio/webm": ".webm",
+}
+
+
 def store_uploads(user: User, params: dict[str, Any]) -> dict[str, Any]:
     """Uploaded files are kept on our disk under generated names; the job's params hold a
-    reference {path, name, mime, bytes} that a kind opens with `default_storage.open(path)`."""
+    reference {path, name, mime, bytes} that a kind opens with `default_storage.open(path)`.
+    Forms check each upload's content and set its content_type to what they found."""
     stored = dict(params)
     for key, value in params.items():
         if isinstance(value, UploadedFile):
-            suffix = Path(value.name or "").suffix.lower()[:6]
-            safe_suffix = suffix if suffix[1:].isalnum() else ""
-            path = default_storage.save(f"uploads/{user.pk}/{uuid.uuid4().hex}{safe_suffix}", value)
+            suffix = UPLOAD_SUFFIXES.get(value.content_type or "", "")
+            path = default_storage.save(f"uploads/{user.pk}/{uuid.uuid4().hex}{suffix}", value)
             stored[key] = {
                 "path": path,
                 "name": Path(value.name or "upload").name[:200],
@@ -47,15 +65,24 @@ def create_job(user: User, kind: str, params: dict[str, Any], *, parent: Job | N
         relay_credentials_for(user)
     except MissingCredential as missing:
         raise JobRefused(str(missing)) from missing
-    if running_count(user) >= MAX_RUNNING_JOBS:
+    try:  # kinds allowed, jobs at once (default accounts.models.DEFAULT_JOBS_AT_ONCE), per day
+        job_kind = get_kind(kind)
+        label = str(job_kind.label) if job_kind else ""
+        quotas.check_job_allowed(user, kind, running=running_count(user), label=label)
+    except quotas.QuotaRefused as refused:
+        raise JobRefused(str(refused)) from refused
+    verdict = limiter.hit_user(user, "jobs", settings.RATELIMIT_JOBS)
+    if isinstance(verdict, limiter.Limited):
         raise JobRefused(
-            _("You already have %(count)d jobs running; wait for one to finish.")
-            % {"count": MAX_RUNNING_JOBS}
+            _("You are starting jobs too quickly. Try again in %(wait)s.")
+            % {"wait": limiter.wait_text(verdict.retry_after)}
         )
     with transaction.atomic():
         job = Job.objects.create(
             user=user, kind=kind, params=store_uploads(user, params), parent=parent
         )
+        model = str(params.get("model") or "")
+        usage.record_job(user.pk, kind=kind, model=model, ref=str(job.id))  # counts per day
         runner.enqueue(job)  # the task row commits with the job row
     return job
 
@@ -66,16 +93,8 @@ def retry_job(job: Job) -> Job:
 
 
 def delete_job(job: Job) -> None:
-    """Delete the job, its results, and the files it was given unless another job (a retry, a
-    "use these settings again") still refers to them."""
-    others = Job.objects.filter(user=job.user).exclude(pk=job.pk)
-    still_used = {path for other in others.only("params") for path in other.upload_paths()}
-    for path in job.upload_paths() - still_used:
-        default_storage.delete(path)
-    for asset in job.assets.all():
-        asset.file.delete(save=False)
-        if asset.thumbnail:
-            asset.thumbnail.delete(save=False)
+    """Delete the job and its results; its files go too (media_jobs.signals), except uploads
+    another job (a retry, a "use these settings again") still refers to."""
     job.delete()
 
 

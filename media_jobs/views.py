@@ -1,6 +1,7 @@
 """Job pages: the gallery, a form per kind, a live status page, and owner-only file downloads."""
 
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -15,7 +16,9 @@ from django.http import (
     HttpResponseBadRequest,
     JsonResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -26,7 +29,7 @@ from media_jobs.kinds.midjourney import offers_seed
 from media_jobs.models import Job
 from media_jobs.selectors import asset_for, gallery, job_for, status_data
 from studio.accounts.services import missing_key_message
-from studio.http import AuthenticatedHttpRequest
+from studio.http import AuthenticatedHttpRequest, login_required_json
 
 
 @login_required
@@ -133,7 +136,7 @@ def _mask_max_chars() -> int:
     return min(MAX_MASK_BYTES * 4 // 3, upload_cap - 64 * 1024)
 
 
-@login_required
+@login_required_json
 @require_GET
 def status_json(request: AuthenticatedHttpRequest, job_id: str) -> JsonResponse:
     return JsonResponse(status_data(job_for(request.user, job_id)))
@@ -218,18 +221,28 @@ def delete(request: AuthenticatedHttpRequest, job_id: str) -> HttpResponse:
     return render(request, "media_jobs/delete.html", {"job": job})
 
 
-def _serve(request: AuthenticatedHttpRequest, asset_id: str, *, thumbnail: bool) -> FileResponse:
+def _serve(
+    request: AuthenticatedHttpRequest, asset_id: str, *, thumbnail: bool
+) -> HttpResponseBase:
+    """The owner's file: streamed by this process, or, with ASSETS_X_ACCEL_REDIRECT set, handed
+    to nginx (an empty answer naming the file under the proxy's internal location), which
+    keeps the Content-Type, Content-Disposition and Cache-Control given here."""
     asset = asset_for(request.user, asset_id)
     stored = asset.thumbnail if thumbnail else asset.file
     if not stored:
         raise Http404("No such file")
     download = request.GET.get("download") == "1"
-    response = FileResponse(
-        stored.open("rb"),
-        as_attachment=download,
-        filename=f"{asset.job.kind}-{asset.id.hex[:8]}.{(stored.name or '').rsplit('.', 1)[-1]}",
-        content_type="image/webp" if thumbnail else _with_charset(asset.mime),
-    )
+    filename = f"{asset.job.kind}-{asset.id.hex[:8]}.{(stored.name or '').rsplit('.', 1)[-1]}"
+    content_type = "image/webp" if thumbnail else _with_charset(asset.mime)
+    response: HttpResponseBase
+    if prefix := settings.ASSETS_X_ACCEL_REDIRECT:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = f"{prefix.rstrip('/')}/{quote(stored.name or '')}"
+        response["Content-Disposition"] = content_disposition_header(download, filename) or ""
+    else:
+        response = FileResponse(
+            stored.open("rb"), as_attachment=download, filename=filename, content_type=content_type
+        )
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
     # Served from our origin: never let a stored file run as a page.
@@ -244,11 +257,11 @@ def _with_charset(mime: str) -> str:
 
 @login_required
 @require_GET
-def asset(request: AuthenticatedHttpRequest, asset_id: str) -> FileResponse:
+def asset(request: AuthenticatedHttpRequest, asset_id: str) -> HttpResponseBase:
     return _serve(request, asset_id, thumbnail=False)
 
 
 @login_required
 @require_GET
-def thumbnail(request: AuthenticatedHttpRequest, asset_id: str) -> FileResponse:
+def thumbnail(request: AuthenticatedHttpRequest, asset_id: str) -> HttpResponseBase:
     return _serve(request, asset_id, thumbnail=True)

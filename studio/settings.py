@@ -35,6 +35,26 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """A rate limit "EVENTS/PERIOD" as (events, seconds): "30/60", "5/15m", "100/1h"; "off"
+    or "0" turns it off (0 events)."""
+    value = os.environ.get(name, "").strip().lower() or default
+    if value in {"off", "0", "none"}:
+        return (0, 1)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        events, period = value.split("/")
+        unit = units.get(period[-1:], 1)
+        seconds = int(period[:-1] if period[-1:] in units else period) * unit
+        if int(events) < 0 or seconds <= 0:
+            raise ValueError
+        return (int(events), seconds)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f'{name} must look like "30/60" or "5/15m" (events / seconds, m, h or d), or "off"'
+        ) from exc
+
+
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
 DEV_SECRET_KEY = "django-insecure-studio-development-key-do-not-use-in-production"  # noqa: S105 - refused in production below
@@ -83,6 +103,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "studio",
     "studio.accounts",
+    "studio.ratelimit",
     "chat",
     "media_jobs",
 ]
@@ -96,6 +117,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "studio.accounts.middleware.UserLanguageMiddleware",
+    "studio.accounts.middleware.AuditOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -146,11 +168,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Channel layer: in memory for one web process; Redis when REDIS_URL is set (scaled mode).
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# redis-py's defaults do not suit channels-redis: reads time out after 5 s, the very time it
+# blocks in BZPOPMIN waiting for a socket's next frame (on a busy machine an idle websocket was
+# closed with 1011), and a pool holds 100 connections, fewer than a burst of replies sends
+# frames at once (MaxConnectionsError: a reply's last frames lost).
+CHANNEL_REDIS_HOST = {"address": REDIS_URL, "socket_timeout": 30, "max_connections": 1000}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            "CONFIG": {"hosts": [CHANNEL_REDIS_HOST], "capacity": 1000},
         }
     }
 else:
@@ -173,12 +200,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Background tasks: core django.tasks on the django-tasks-db backend (same database as the jobs).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # The worker records a heartbeat this often; /healthz calls it dead after WORKER_STALE_SECONDS.
-WORKER_HEARTBEAT_SECONDS = 10
-WORKER_STALE_SECONDS = 60
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "10"))
+WORKER_STALE_SECONDS = float(os.environ.get("WORKER_STALE_SECONDS", "60"))
+# Every worker looks this often for jobs whose task died with another worker (killed mid-task)
+# and re-enqueues those whose step is overdue by more than JOBS_STALL_MARGIN_SECONDS.
+JOBS_SWEEP_SECONDS = float(os.environ.get("JOBS_SWEEP_SECONDS", "30"))
+JOBS_STALL_MARGIN_SECONDS = float(os.environ.get("JOBS_STALL_MARGIN_SECONDS", "60"))
 # A job whose submit started longer ago than this without an answer recorded belongs to a worker
 # that died mid-submit: it fails as "interrupted" (never re-sent: the relay may have it). Must be
 # longer than any submit can take (the longest relay timeout is 300 s).
 JOBS_SUBMIT_GRACE_SECONDS = float(os.environ.get("JOBS_SUBMIT_GRACE_SECONDS", "360"))
+
+# Rate limits, "EVENTS/PERIOD" (see env_rate), counted on Redis when REDIS_URL is set, in the
+# database otherwise. Chat counts sends, regenerations and edits; jobs count submissions; sign-in
+# counts failed attempts per typed username and per client address (IPv6 per /64).
+RATELIMIT_CHAT = env_rate("RATELIMIT_CHAT", "30/60")
+RATELIMIT_JOBS = env_rate("RATELIMIT_JOBS", "20/60")
+RATELIMIT_LOGIN_USERNAME = env_rate("RATELIMIT_LOGIN_USERNAME", "5/15m")
+RATELIMIT_LOGIN_IP = env_rate("RATELIMIT_LOGIN_IP", "30/15m")
+RATELIMIT_EXEMPT_STAFF = env_bool("RATELIMIT_EXEMPT_STAFF", False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -205,6 +245,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_URL = None  # assets are served only through authorising views, never as public files
+# Behind nginx: the URL prefix of an `internal` location aliased to MEDIA_ROOT (e.g.
+# "/protected-media/"). The view still checks the owner, then answers with an empty response and
+# an X-Accel-Redirect header so that nginx sends the file. Empty: the view streams it itself.
+ASSETS_X_ACCEL_REDIRECT = os.environ.get("ASSETS_X_ACCEL_REDIRECT", "").strip()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -225,6 +269,10 @@ UPSTREAM_ALLOWED_BASE_URLS = list(
         else [url.rstrip("/") for url in env_list("UPSTREAM_ALLOWED_BASE_URLS")]
     )
 )
+# Staff set per-user quotas on /staff/; staff themselves are held to theirs only when this is off.
+QUOTAS_EXEMPT_STAFF = env_bool("QUOTAS_EXEMPT_STAFF", True)
+# How long a one-time invite link (/accounts/invite/<token>/) stays valid.
+INVITE_EXPIRY_DAYS = int(os.environ.get("INVITE_EXPIRY_DAYS", "7"))
 # Per-endpoint path overrides, JSON: {"mj_imagine": "/mj-relax/mj/submit/imagine", ...}.
 try:
     UPSTREAM_PATHS: dict[str, str] = json.loads(os.environ.get("UPSTREAM_PATHS", "") or "{}")

@@ -76,6 +76,10 @@ def demo_env(data_dir: Path) -> dict[str, str]:
         STUDIO_DATA_DIR=str(data_dir),
         PORT="0",
         SIMULATOR_SPEED="20",
+        # Browser tests share one demo user and send faster than a person: no per-user limits
+        # (tests/integration/test_ratelimit*.py cover them).
+        RATELIMIT_CHAT="off",
+        RATELIMIT_JOBS="off",
         PYTHONUNBUFFERED="1",
     )
     return env

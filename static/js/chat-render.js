@@ -55,10 +55,14 @@ export function describeError(error) {
     case "auth":
       return { lead: t("error_auth", "The relay did not accept the API key."), detail, settings: true };
     case "quota":
+      // Studio's own per-user quota explains itself in its detail; the relay's needs a lead.
+      if (error.by === "studio") return { lead: detail, detail: "", settings: false };
       return { lead: t("error_quota", "The API key has run out of quota."), detail, settings: true };
     case "no_key":
       return { lead: t("error_no_key", "Add an API key to chat."), detail, settings: true };
     case "rate_limited": {
+      // Studio's own per-user limit says in its detail what to do; the relay's needs a lead.
+      if (error.by === "studio") return { lead: detail, detail: "", settings: false };
       const seconds = Math.max(1, Math.ceil(Number(error.retry_after) || 0));
       const lead = error.retry_after
         ? t("error_rate_limited_in", "The relay is busy. Try again in {seconds} s.", { seconds })

@@ -1,14 +1,63 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 
-from studio.accounts.models import Profile, RelayCredential, WorkerHeartbeat
+from studio.accounts.models import (
+    ApprovedRelay,
+    AuditEvent,
+    Invite,
+    Profile,
+    Quota,
+    RelayCredential,
+    UsageRecord,
+    WorkerHeartbeat,
+)
+from studio.accounts.relays import normalize_url
+from studio.accounts.signals import record_admin_entry
 
 User = get_user_model()
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Bulk deletions write their LogEntry rows with bulk_create, which sends no signal: record
+    them here (single actions are recorded by the LogEntry post_save receiver)."""
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        entries = super().log_deletions(request, queryset)
+        if isinstance(entries, list) and len(entries) > 1:
+            for entry in entries:
+                record_admin_entry(entry)
+        return entries
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records nobody edits: visible in the admin, never added, changed or deleted there."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class QuotaInline(admin.StackedInline):
+    model = Quota
+    can_delete = False
+    fields = [
+        "tokens_per_month",
+        "jobs_per_day",
+        "jobs_at_once",
+        "allowed_models",
+        "allowed_job_kinds",
+    ]
 
 
 class ProfileInline(admin.StackedInline):
@@ -34,8 +83,8 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class StudioUserAdmin(UserAdmin):
-    inlines = [ProfileInline, RelayCredentialInline]
+class StudioUserAdmin(AuditedAdmin, UserAdmin):
+    inlines = [ProfileInline, QuotaInline, RelayCredentialInline]
     list_display = ["username", "email", "is_staff", "is_active", "has_key", "last_login"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -54,7 +103,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 
 @admin.register(RelayCredential)
-class RelayCredentialAdmin(admin.ModelAdmin):
+class RelayCredentialAdmin(AuditedAdmin):
     list_display = ["user", "base_url", "masked_key", "verified_at", "verified_model_count"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
@@ -70,3 +119,77 @@ class RelayCredentialAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are added by their owner on /settings/ or with `adduser`
+
+
+@admin.register(Quota)
+class QuotaAdmin(AuditedAdmin):
+    list_display = ["user", "tokens_per_month", "jobs_per_day", "jobs_at_once", "updated_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "at",
+        "user",
+        "source",
+        "model",
+        "kind",
+        "prompt_tokens",
+        "completion_tokens",
+        "jobs",
+        "estimated",
+    ]
+    list_filter = ["source", "estimated"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "model", "kind"]
+    date_hierarchy = "at"
+
+
+@admin.register(Invite)
+class InviteAdmin(AuditedAdmin):
+    """Invites are made on /staff/invites/ (the only place the link can be shown); here they
+    can be looked at and deleted (revoked). The token's hash is never shown."""
+
+    list_display = ["__str__", "created_by", "created_at", "expires_at", "used_at", "used_by"]
+    list_select_related = ["created_by", "used_by"]
+    fields = ("note", "allow_site_key", "created_by", "created_at", "expires_at", "used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApprovedRelayForm(forms.ModelForm):
+    class Meta:
+        model = ApprovedRelay
+        fields = ["url", "note"]
+
+    def clean_url(self) -> str:
+        return normalize_url(self.cleaned_data["url"])
+
+
+@admin.register(ApprovedRelay)
+class ApprovedRelayAdmin(AuditedAdmin):
+    form = ApprovedRelayForm
+    list_display = ["url", "note", "added_by", "created_at"]
+    list_select_related = ["added_by"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.added_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor_name", "action", "target", "ip"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target", "ip"]
+    date_hierarchy = "at"
+    fields = ["at", "actor", "actor_name", "action", "target", "ip", "user_agent", "data"]

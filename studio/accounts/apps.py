@@ -6,3 +6,8 @@ class AccountsConfig(AppConfig):
     name = "studio.accounts"
     label = "accounts"
     verbose_name = _("Accounts")
+
+    def ready(self) -> None:
+        from studio.accounts import signals
+
+        signals.connect()

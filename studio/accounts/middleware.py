@@ -1,9 +1,10 @@
-"""Make a signed-in user's language choice follow them from browser to browser."""
+"""Request-wide behaviour of accounts: the user's saved language, and the audit log's origin."""
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.utils import translation
 
+from studio.accounts import audit
 from studio.accounts.models import Profile
 
 
@@ -84,3 +85,27 @@ def remember_in_cookie(request, response, language: str | None) -> None:
         httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
         samesite=settings.LANGUAGE_COOKIE_SAMESITE,
     )
+
+
+class AuditOriginMiddleware:
+    """Remember the request's IP address and browser for every audit event written while it is
+    handled (see studio.accounts.audit): the services that record events never see the request."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.async_mode:
+            return self.__acall__(request)
+        with audit.origin_from(request):
+            return self.get_response(request)
+
+    async def __acall__(self, request):
+        with audit.origin_from(request):
+            return await self.get_response(request)

@@ -1,4 +1,5 @@
 """Relay credentials: saving, verifying, removing, and choosing which key a user's requests use.
+Every key change is written to the audit log (masked key only).
 
 Chat and media jobs call `relay_credentials_for(user)` and never read keys themselves.
 """
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from studio.accounts import audit, quotas, relays
 from studio.accounts.models import Profile, RelayCredential
 from studio.upstream import RelayClient, RelayCredentials, UpstreamError, openai, user_message
 
@@ -21,12 +23,24 @@ from studio.upstream import RelayClient, RelayCredentials, UpstreamError, openai
 class MissingCredential(Exception):
     """The user has no key of their own and may not use the site key."""
 
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or _("Add your relay API key in Settings to use this feature."))
+
+
+class RelayNotApproved(MissingCredential):
+    """The user's key is saved for a relay that is not on the allowlist (any more): the key is
+    not sent there. Staff withdrew the relay, or the URL was set behind the settings form's
+    back (the admin, the database); either way no request goes out to it."""
+
     def __init__(self) -> None:
-        super().__init__(_("Add your relay API key in Settings to use this feature."))
+        super().__init__(
+            _("The relay your key is saved for is no longer approved. Choose a relay in Settings.")
+        )
 
 
 def allowed_base_urls() -> list[str]:
-    return list(settings.UPSTREAM_ALLOWED_BASE_URLS)
+    """The relays users may choose (environment and staff-approved; see accounts.relays)."""
+    return relays.allowed_base_urls()
 
 
 def validate_base_url(base_url: str) -> str:
@@ -68,19 +82,35 @@ def save_credential(user: User, *, base_url: str, api_key: str) -> RelayCredenti
     credential.base_url = base_url
     credential.save()
     cache.delete(_models_cache_key(user))
+    audit.record(
+        audit.Action.KEY_SAVED,
+        actor=user,
+        target=f"{credential.masked_key} @ {base_url}",
+        data={"new_key": bool(api_key)},
+    )
     return credential
 
 
 def remove_credential(user: User) -> bool:
-    deleted, _count = RelayCredential.objects.filter(user=user).delete()
+    credential = RelayCredential.objects.filter(user=user).first()
+    if credential is None:
+        return False
+    credential.delete()
     cache.delete(_models_cache_key(user))
-    return bool(deleted)
+    audit.record(
+        audit.Action.KEY_REMOVED,
+        actor=user,
+        target=f"{credential.masked_key} @ {credential.base_url}",
+    )
+    return True
 
 
 def relay_credentials_for(user: User) -> RelayCredentials:
     """The relay and key this user's requests go out with, or MissingCredential."""
     credential = RelayCredential.objects.filter(user=user).first()
     if credential is not None:
+        if credential.base_url not in allowed_base_urls():
+            raise RelayNotApproved()
         return RelayCredentials(base_url=credential.base_url, api_key=credential.api_key)
     if site_key_allowed(user):
         return RelayCredentials(
@@ -106,7 +136,10 @@ class VerifyOutcome:
 
 
 async def verify_credential(credential: RelayCredential) -> VerifyOutcome:
-    """Ask the relay for its model list with this key and record what it said."""
+    """Ask the relay for its model list with this key and record what it said. A relay that is
+    not on the allowlist is not asked: the key never goes there."""
+    if credential.base_url not in await sync_to_async(allowed_base_urls)():
+        return VerifyOutcome(ok=False, model_count=None, message=str(RelayNotApproved()))
     client = RelayClient(RelayCredentials(base_url=credential.base_url, api_key=credential.api_key))
     try:
         models = await openai.list_models(client)
@@ -115,12 +148,25 @@ async def verify_credential(credential: RelayCredential) -> VerifyOutcome:
         credential.verified_model_count = None
         credential.last_error = user_message(error)
         await credential.asave(update_fields=["verified_at", "verified_model_count", "last_error"])
+        await sync_to_async(_audit_verify)(credential, ok=False)
         return VerifyOutcome(ok=False, model_count=None, message=credential.last_error)
     credential.verified_at = timezone.now()
     credential.verified_model_count = len(models)
     credential.last_error = ""
     await credential.asave(update_fields=["verified_at", "verified_model_count", "last_error"])
+    await sync_to_async(_audit_verify)(credential, ok=True)
     return VerifyOutcome(ok=True, model_count=len(models), message="")
+
+
+def _audit_verify(credential: RelayCredential, *, ok: bool) -> None:
+    action = audit.Action.KEY_VERIFIED if ok else audit.Action.KEY_VERIFY_FAILED
+    data = {"models": credential.verified_model_count} if ok else {"error": credential.last_error}
+    audit.record(
+        action,
+        actor=credential.user,
+        target=f"{credential.masked_key} @ {credential.base_url}",
+        data=data,
+    )
 
 
 MODELS_CACHE_SECONDS = 300
@@ -140,7 +186,7 @@ async def available_models(user: User, *, refresh: bool = False) -> ModelList:
     """The relay's model ids for this user's key, cached per user for a few minutes."""
     key = _models_cache_key(user)
     if not refresh and (cached := await cache.aget(key)) is not None:
-        return ModelList(models=cached, error=None)
+        return ModelList(models=await sync_to_async(quotas.usable_models)(user, cached), error=None)
     try:
         credentials = await sync_to_async(relay_credentials_for)(user)
     except MissingCredential as missing:
@@ -151,4 +197,5 @@ async def available_models(user: User, *, refresh: bool = False) -> ModelList:
         return ModelList(models=[], error=user_message(error))
     ids = sorted(model.id for model in models)
     await cache.aset(key, ids, MODELS_CACHE_SECONDS)
-    return ModelList(models=ids, error=None)
+    # The cache keeps the relay's whole list: a quota change applies at once.
+    return ModelList(models=await sync_to_async(quotas.usable_models)(user, ids), error=None)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("settings/verify/", views.verify_key, name="verify"),
     path("settings/remove-key/", views.remove_key, name="remove_key"),
     path("settings/default-model/", views.default_model, name="default_model"),
+    path("accounts/invite/<str:token>/", views.invite, name="invite"),
 ]
 
 # set_language is top level (name "set_language", as Django's own i18n view is called).

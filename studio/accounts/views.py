@@ -1,19 +1,22 @@
-"""The /settings/ page: the user's relay and API key (saved encrypted, shown masked, verified)."""
+"""The /settings/ page: the user's relay and API key (saved encrypted, shown masked, verified);
+and the page of a one-time invite link, where an invitee makes their account."""
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from studio.accounts import services
-from studio.accounts.forms import RelayCredentialForm
+from studio.accounts import invites, services
+from studio.accounts.forms import InviteAcceptForm, RelayCredentialForm
 from studio.accounts.models import Profile, RelayCredential
 from studio.http import AuthenticatedHttpRequest
 
@@ -107,3 +110,39 @@ def remove_key(request: AuthenticatedHttpRequest) -> HttpResponse:
         messages.success(request, _("Your API key was removed."))
         return redirect("accounts:settings")
     return render(request, "accounts/remove_key.html", {"credential": credential})
+
+
+def invite(request: HttpRequest, token: str) -> HttpResponse:
+    """A one-time invite link: choose a username and password, then land on Settings signed in.
+
+    Unknown, used and expired links all get the same 404 page.
+    """
+    try:
+        invites.pending_invite(token)
+    except invites.InviteInvalid:
+        return _no_store(render(request, "accounts/invite_invalid.html", status=404))
+    if request.user.is_authenticated:
+        return _no_store(render(request, "accounts/invite.html", {"signed_in": True}))
+    form = InviteAcceptForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = invites.accept(token, form.save)
+        except invites.InviteInvalid:
+            return _no_store(render(request, "accounts/invite_invalid.html", status=404))
+        except IntegrityError:  # the name was taken between the check and the save
+            form.add_error("username", _("A user with that username already exists."))
+        else:
+            login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+            messages.success(
+                request,
+                _("Welcome, %(name)s. Add your relay API key to start.")
+                % {"name": user.get_username()},
+            )
+            return redirect("accounts:settings")
+    status = 400 if form.errors else 200
+    return _no_store(render(request, "accounts/invite.html", {"form": form}, status=status))
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"  # the page's URL is a secret
+    return response

@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
 
 from media_jobs import downloads
-from media_jobs.downloads import MAX_REDIRECTS, DownloadRefused, download
+from media_jobs.downloads import MAX_REDIRECTS, DownloadRefused, check_url, download
+from studio.accounts.models import RelayCredential
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
@@ -101,6 +103,9 @@ def make_handler(state: dict) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send(403, b"<Error>Request has expired</Error>", "application/xml")
             elif path == "/broken.png":
                 self.send(502, b"bad gateway", "text/plain")
+            elif path == "/redirect":
+                # /redirect?to=<url>: a hostile file server sending us wherever it likes.
+                self.redirect(parse_qs(urlsplit(self.path).query)["to"][0])
             elif path == "/to-metadata":
                 self.redirect("http://169.254.169.254/latest/meta-data/")
             elif path == "/to-other-port":
@@ -376,3 +381,231 @@ def test_simulator_expired_result_has_a_clear_message(simulator):
 def test_simulator_unknown_file_has_a_clear_message(simulator):
     with pytest.raises(DownloadRefused, match=r"no longer available \(HTTP 404\)"):
         download(f"{simulator.url}/files/does-not-exist.png", trusted_hosts=[simulator.url])
+
+
+# ---------------------------------------------------------------- SSRF: every spelling of "inside"
+
+PRIVATE_ADDRESSES = [
+    # IPv6: loopback, unspecified, link-local fe80::/10 (both ends), unique local fc00::/7,
+    # the deprecated site-local fec0::/10, multicast, AWS's IPv6 metadata address.
+    "http://[::1]/a.png",
+    "http://[::]/a.png",
+    "http://[0:0:0:0:0:0:0:1]/a.png",
+    "http://[fe80::1]/a.png",
+    "http://[febf:ffff::1]/a.png",
+    "http://[fc00::1]/a.png",
+    "http://[fd12:3456:789a::1]/a.png",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://[fec0::1]/a.png",
+    "http://[ff02::1]/a.png",
+    # IPv4 inside IPv6: mapped (both spellings), compatible, NAT64, 6to4, Teredo.
+    "http://[::ffff:127.0.0.1]/a.png",
+    "http://[::ffff:7f00:1]/a.png",
+    "http://[::ffff:169.254.169.254]/a.png",
+    "http://[::ffff:10.0.0.1]/a.png",
+    "http://[::127.0.0.1]/a.png",
+    "http://[64:ff9b::7f00:1]/a.png",
+    "http://[2002:7f00:1::]/a.png",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/a.png",
+    # IPv4 spelled every way a resolver accepts: decimal, octal, hex, short forms.
+    "http://0.0.0.0/a.png",
+    "http://0/a.png",
+    "http://2130706433/a.png",
+    "http://017700000001/a.png",
+    "http://0177.0.0.1/a.png",
+    "http://0x7f.0.0.1/a.png",
+    "http://0x7f000001/a.png",
+    "http://127.1/a.png",
+    "http://127.0.0.1./a.png",
+    "http://localhost/a.png",
+    "http://LOCALHOST./a.png",
+    # The usual private, shared, link-local and special ranges.
+    "http://10.0.0.1/a.png",
+    "http://172.16.0.1/a.png",
+    "http://192.168.1.1/a.png",
+    "http://100.64.0.1/a.png",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://192.0.0.170/a.png",
+    "http://198.18.0.1/a.png",
+    "http://224.0.0.1/a.png",
+    "http://255.255.255.255/a.png",
+    # Parser confusion: credentials, fragments, encoded or odd characters.
+    "http://files.example.com@127.0.0.1/a.png",
+    "http://[::1]:80@files.example.com/a.png",
+    "http://127.0.0.1#@files.example.com/a.png",
+    "http://%31%32%37.0.0.1/a.png",
+    "http://\u2460\u2461\u2466.0.0.1/a.png",
+    "http://[fe80::1%25eth0]/a.png",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_ADDRESSES)
+def test_private_loopback_and_link_local_addresses_are_refused(url):
+    with pytest.raises(DownloadRefused):
+        check_url(url, trusted_hosts=())
+    with pytest.raises(DownloadRefused):
+        download(url, trusted_hosts=(), timeout=2)
+
+
+@pytest.mark.parametrize("url", ["https://1.1.1.1/a.png", "https://[2606:4700::1111]/a.png"])
+def test_public_addresses_pass_the_check(url):
+    """The guard is not simply refusing everything: public addresses pass (no connection)."""
+    assert check_url(url, trusted_hosts=()) == [urlsplit(url).hostname]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Names under .relay.test resolve to what the test says (a hostile DNS answer)."""
+    answers: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def resolver(host, port, *args, **kwargs):
+        if host in answers:
+            return [
+                (
+                    socket.AF_INET6 if ":" in address else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    socket.IPPROTO_TCP,
+                    "",
+                    (address, port, 0, 0) if ":" in address else (address, port),
+                )
+                for address in answers[host]
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(downloads.socket, "getaddrinfo", resolver)
+    return answers
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["127.0.0.1"],
+        ["10.1.2.3"],
+        ["169.254.169.254"],
+        ["::1"],
+        ["fd00::5"],
+        ["::ffff:192.168.0.1"],
+        ["93.184.216.34", "127.0.0.1"],  # one public answer does not excuse a private one
+        ["2606:4700::1111", "fe80::1"],
+    ],
+)
+def test_names_resolving_to_private_addresses_are_refused(fake_dns, files, addresses):
+    fake_dns["cdn.relay.test"] = addresses
+    with pytest.raises(DownloadRefused, match="private or local network"):
+        download(f"http://cdn.relay.test:{files.port}/ok.png", trusted_hosts=(), timeout=2)
+    assert files.hits == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://[::1]:{port}/ok.png",
+        "http://[::ffff:127.0.0.1]:{port}/ok.png",
+        "http://2130706433:{port}/ok.png",
+        "http://0177.0.0.1:{port}/ok.png",
+        "http://0x7f.1:{port}/ok.png",
+        "http://localhost:{port}/ok.png",
+        "http://0.0.0.0:{port}/ok.png",
+        "http://[fe80::1]/ok.png",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://internal.relay.test:{port}/ok.png",
+        "http://169.254.169.254/latest/meta-data/iam/",
+        "ftp://127.0.0.1/ok.png",
+        "gopher://127.0.0.1:6379/_INFO",
+    ],
+)
+def test_redirects_into_the_private_network_are_refused(fake_dns, files, other, target):
+    """The trusted server (the relay) redirects: every hop is vetted again; the same host by
+    another name or spelling, or another local server, is not trusted."""
+    fake_dns["internal.relay.test"] = ["127.0.0.1"]
+    location = target.format(port=other.port)
+    with pytest.raises(DownloadRefused):
+        fetch(files, f"/redirect?to={quote(location, safe='')}", timeout=3)
+    assert files.hits == [f"/redirect?to={quote(location, safe='')}"]
+    assert other.hits == []
+
+
+# ---------------------------------------------------------------- the relay base URL
+
+
+OUTSIDE_RELAYS = [
+    "http://169.254.169.254",
+    "http://127.0.0.1:6379",
+    "http://[::1]:5432",
+    "https://evil.example",
+    "file:///etc/passwd",
+    "",
+]
+
+
+@pytest.fixture
+def approved_relay(settings, simulator):
+    settings.UPSTREAM_BASE_URL = simulator.url
+    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
+    return simulator.url
+
+
+def near_misses(relay: str) -> list[str]:
+    """Addresses that look like the approved relay but are not it."""
+    host = urlsplit(relay).netloc
+    return [
+        f"{relay}.evil.example",
+        f"{relay}@evil.example",
+        f"http://evil.example/{host}",
+        f"http://evil.example#{host}",
+        relay.replace("http://", "https://"),
+        f"{relay}/v1/../../redirect",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_settings_form_refuses_a_relay_outside_the_allowlist(client, user, approved_relay):
+    client.force_login(user)
+    for base_url in [*OUTSIDE_RELAYS, *near_misses(approved_relay)]:
+        response = client.post("/settings/", {"base_url": base_url, "api_key": "sk-sim-test-1"})
+        assert response.status_code == 400, base_url
+        assert not RelayCredential.objects.exists(), base_url
+    response = client.post("/settings/", {"base_url": approved_relay, "api_key": "sk-sim-test-1"})
+    assert response.status_code == 302
+    assert RelayCredential.objects.get(user=user).base_url == approved_relay
+
+
+@pytest.mark.django_db
+def test_saving_a_key_for_a_relay_outside_the_allowlist_is_refused(user, approved_relay):
+    from django.core.exceptions import ValidationError
+
+    from studio.accounts import services
+
+    for base_url in [*OUTSIDE_RELAYS, *near_misses(approved_relay)]:
+        with pytest.raises(ValidationError):
+            services.save_credential(user, base_url=base_url, api_key="sk-sim-test-1")
+    assert not RelayCredential.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_key_saved_for_a_relay_no_longer_approved_is_not_sent_there(
+    client, user, settings, approved_relay, files
+):
+    """A relay taken off the allowlist (or a base URL set behind the form's back, e.g. in the
+    admin) gets no request with the user's key: not to verify it, not to list models."""
+    from studio.accounts import services
+
+    settings.UPSTREAM_ALLOWED_BASE_URLS = [approved_relay, files.url]
+    client.force_login(user)
+    saved = client.post("/settings/", {"base_url": files.url, "api_key": "sk-sim-trap-1"})
+    assert saved.status_code == 302
+    credential = RelayCredential.objects.get(user=user)
+    assert credential.base_url == files.url
+
+    settings.UPSTREAM_ALLOWED_BASE_URLS = [approved_relay]  # an admin withdrew it
+    with pytest.raises(services.MissingCredential):
+        services.relay_credentials_for(user)
+    assert services.missing_key_message(user)
+    verify = client.post("/settings/verify/", follow=True)
+    assert verify.status_code == 200
+    models = client.get("/chat/models.json").json()
+    assert models["models"] == [] and models["error"]
+    assert files.hits == []  # nothing, and so no key, went to the withdrawn relay
+    credential.refresh_from_db()
+    assert credential.verified_at is None

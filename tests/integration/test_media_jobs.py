@@ -201,3 +201,22 @@ def test_reuse_fills_the_form_with_the_jobs_settings(signed_in, relay, user):
 
 def test_unknown_kind_is_404(signed_in):
     assert signed_in.get("/jobs/new/nope/").status_code == 404
+
+
+def test_deleting_a_user_deletes_their_files(signed_in, relay, user, settings):
+    """A cascade from the staff pages or the Django admin never calls delete_job: the files
+    must go with the rows all the same."""
+    create(signed_in, prompt="Soon gone")
+    run_worker()
+    job = Job.objects.get(user=user)
+    asset = job.assets.get()
+    upload = settings.MEDIA_ROOT / "uploads" / str(user.pk) / "voice.mp3"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_bytes(b"ID3")
+    Job.objects.filter(pk=job.pk).update(
+        params={**job.params, "file": {"path": f"uploads/{user.pk}/voice.mp3", "name": "v.mp3"}}
+    )
+    files = [settings.MEDIA_ROOT / asset.file.name, settings.MEDIA_ROOT / asset.thumbnail.name]
+    assert all(path.exists() for path in files)
+    user.delete()
+    assert not any(path.exists() for path in [*files, upload])
