@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from chat_streams import create_users
 from support.stack import Stack, django_helper
 
 SITE_KEY = "sk-sim-bench-jobs"
@@ -98,15 +99,6 @@ def spread(values: list[float], unit: str = "s") -> str:
 
 
 # ------------------------------------------------------------------ Django (helper process)
-
-
-def create_user(username: str) -> None:
-    from django.contrib.auth.models import User
-
-    from studio.accounts.models import Profile
-
-    user = User.objects.create_user(username, password=PASSWORD)
-    Profile.objects.update_or_create(user=user, defaults={"allow_site_key": True})
 
 
 def create_midjourney_jobs(username: str, tag: str, count: int) -> list[str]:
@@ -529,8 +521,8 @@ def main() -> int:
         stack.start()
         stack.start_worker()
         with django_helper(stack) as helper:
-            for name in ("bench-load", "bench-steps", "bench-latency", "bench-gallery"):
-                helper.submit(create_user, name).result()
+            users = ["bench-load", "bench-steps", "bench-latency", "bench-gallery"]
+            helper.submit(create_users, users, PASSWORD).result()
             measure_load(stack, helper, plan, problems)
             measure_steps(helper, plan)
             measure_latency(stack, helper, plan, problems)

@@ -17,7 +17,7 @@ from django_tasks_db.models import DBTaskResult
 
 from media_jobs import runner
 from media_jobs.models import Job
-from studio.accounts.models import RelayCredential, WorkerHeartbeat
+from studio.accounts.models import WorkerHeartbeat
 from studio.management.commands.worker import heartbeat_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,17 +37,6 @@ def sweep_settings(settings):
     settings.JOBS_STALL_MARGIN_SECONDS = 60
     settings.WORKER_STALE_SECONDS = 60
     return settings
-
-
-@pytest.fixture
-def relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
 
 
 def worker(worker_id: str, *, seen_ago: timedelta) -> str:

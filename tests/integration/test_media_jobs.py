@@ -14,17 +14,6 @@ from studio.accounts.models import RelayCredential
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
-
-
 def run_worker():
     call_command("worker", batch=True, no_startup_delay=True, verbosity=0)
 

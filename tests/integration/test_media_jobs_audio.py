@@ -10,21 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from media_jobs.kinds import stt
 from media_jobs.models import Asset, Job
-from studio.accounts.models import RelayCredential
 from tests.integration.test_media_jobs import run_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
 
 
 def tone_wav(seconds: float = 0.5, rate: int = 16000) -> bytes:

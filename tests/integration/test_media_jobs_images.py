@@ -12,27 +12,12 @@ from PIL.PngImagePlugin import PngInfo
 
 from media_jobs import runner, services
 from media_jobs.models import Asset, Job
-from studio.accounts.models import RelayCredential
+from tests.integration.job_helpers import use_relay
 from tests.simulator_fixture import start_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MAX_STEPS = 30
-
-
-def use_relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
-
-
-@pytest.fixture
-def relay(settings, simulator, tmp_path, user):
-    return use_relay(settings, simulator, tmp_path, user)
 
 
 @pytest.fixture(scope="module")

@@ -17,23 +17,11 @@ from media_jobs import runner
 from media_jobs.forms import check_zoom, with_zoom
 from media_jobs.kinds.midjourney import MidjourneyKind
 from media_jobs.models import Asset, Job
-from studio.accounts.models import RelayCredential
 from studio.upstream import RelayClient, RelayCredentials
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MAX_STEPS = 30
-
-
-@pytest.fixture
-def relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
 
 
 def drive(job: Job) -> Job:

@@ -13,7 +13,6 @@ from PIL import Image
 
 from media_jobs import runner
 from media_jobs.models import Asset, Job
-from studio.accounts.models import RelayCredential
 from studio.simulator.video import SAMPLE_VIDEO
 from studio.upstream import BadRequestError, RelayClient, RelayCredentials, kling
 
@@ -21,17 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 MAX_STEPS = 30
 SAMPLE_SHA256 = hashlib.sha256(SAMPLE_VIDEO.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
 
 
 def drive(job: Job, seen: list[tuple[str, int]] | None = None) -> Job:

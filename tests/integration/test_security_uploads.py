@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from media_jobs.models import Job
-from studio.accounts.models import RelayCredential
+from tests.integration.job_helpers import use_relay
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +22,8 @@ STORED = re.compile(r"^uploads/(\d+)/([0-9a-f]{32})(\.[a-z0-9]{2,4})?$")
 
 @pytest.fixture
 def relay(settings, simulator, tmp_path, user):
-    settings.UPSTREAM_BASE_URL = simulator.url
-    settings.UPSTREAM_ALLOWED_BASE_URLS = [simulator.url]
-    settings.MEDIA_ROOT = tmp_path / "media"
     settings.RATELIMIT_JOBS = (1000, 60)  # many jobs are made here on purpose
-    credential = RelayCredential(user=user, base_url=simulator.url)
-    credential.set_api_key(simulator.key)
-    credential.save()
-    return simulator
+    return use_relay(settings, simulator, tmp_path, user)
 
 
 def png(size: tuple[int, int] = (48, 32)) -> bytes:
