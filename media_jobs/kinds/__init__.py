@@ -25,6 +25,16 @@ class ResultFile:
 
 
 @dataclass(frozen=True)
+class ImageUse:
+    """One way a kind can take an image made by another job ("Use as input"): the form's file
+    field that receives it, and the form values that go with it (e.g. {"mode": "vectorize"})."""
+
+    form_field: str
+    label: StrOrPromise
+    initial: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one submit or poll learned about the job."""
 
@@ -38,6 +48,8 @@ class Outcome:
 
 class JobKind(ABC):
     slug: ClassVar[str]
+    # The relay family (studio.upstream.families) whose switch shows or hides this kind.
+    family: ClassVar[str]
     label: ClassVar[StrOrPromise]
     description: ClassVar[StrOrPromise] = ""
     form_class: ClassVar[type[forms.Form]]
@@ -45,6 +57,11 @@ class JobKind(ABC):
     first_poll: ClassVar[timedelta] = timedelta(seconds=5)
     poll_every: ClassVar[timedelta] = timedelta(seconds=5)
     give_up_after: ClassVar[timedelta] = timedelta(minutes=10)
+    # A template included on the job page below the generic asset list, for results that need
+    # more than files (e.g. music clips with cover, lyrics and players). "" = none.
+    result_template: ClassVar[str] = ""
+    # The ways this kind can take an image result of another job, offered as "Use as input".
+    image_uses: ClassVar[tuple[ImageUse, ...]] = ()
 
     @abstractmethod
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:

@@ -52,6 +52,7 @@ class DalleForm(forms.Form):
 
 class DalleKind(JobKind):
     slug = "dalle"
+    family = "openai"
     label = _("DALL·E image")
     description = _("One image from a text prompt, in three sizes.")
     form_class = DalleForm

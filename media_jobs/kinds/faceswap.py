@@ -73,6 +73,7 @@ def _stored_data_uri(reference: Any) -> str:
 
 class FaceSwapKind(JobKind):
     slug = "faceswap"
+    family = "midjourney"
     label = _("Face swap")
     description = _(
         "Put the face from one photo into another picture (InsightFace). Takes about a minute."

@@ -98,6 +98,7 @@ class Gpt4ImageForm(forms.Form):
 
 class Gpt4ImageKind(JobKind):
     slug = "gpt4-image"
+    family = "openai"
     label = _("GPT-4 All image")
     description = _(
         "Pictures drawn by the gpt-4-all chat model from a text prompt; its written reply is "

@@ -178,6 +178,7 @@ def split_upstream_id(value: str) -> tuple[str, str]:
 
 class KlingKind(JobKind):
     slug = "kling"
+    family = "kling"
     label = _("Kling video")
     description = _(
         "A 5 or 10 second video from a prompt, or from an uploaded image brought to life."

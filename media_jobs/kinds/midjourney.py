@@ -192,6 +192,7 @@ def offers_seed(job: "Job") -> bool:
 
 class MidjourneyKind(JobKind):
     slug = "midjourney"
+    family = "midjourney"
     label = _("Midjourney")
     description = _(
         "Imagine a grid of four images, describe or blend uploaded images, or shorten a prompt. "

@@ -92,6 +92,7 @@ def split_upstream_id(value: str) -> tuple[str, float | None]:
 
 class RunwayKind(JobKind):
     slug = "runway"
+    family = "runway"
     label = _("Runway video")
     description = _("A 5 or 10 second video that sets an uploaded image in motion.")
     form_class = RunwayForm

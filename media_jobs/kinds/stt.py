@@ -127,6 +127,7 @@ def _read_upload(path: str) -> bytes:
 
 class SttKind(JobKind):
     slug = "stt"
+    family = "openai"
     label = _("Speech to text")
     description = _("A transcript or English translation of an audio file, or its subtitles.")
     form_class = SttForm

@@ -72,6 +72,7 @@ class TtsForm(forms.Form):
 
 class TtsKind(JobKind):
     slug = "tts"
+    family = "openai"
     label = _("Text to speech")
     description = _("Spoken audio from text, in six voices.")
     form_class = TtsForm

@@ -14,7 +14,7 @@ import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -95,6 +95,10 @@ class RelayCredentials:
 
     base_url: str
     api_key: str
+    # Run-time settings staff keep in the database (studio.upstream.families): relay paths
+    # that replace the defaults, and per-family options such as {"suno_format": "b"}.
+    path_overrides: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"RelayCredentials(base_url={self.base_url!r}, api_key={mask_key(self.api_key)!r})"
@@ -139,7 +143,9 @@ class RelayClient:
             # Checked here so a misconfigured relay reads the same on every transport.
             raise UnavailableError(f"the relay address {base_url!r} is not an http(s) URL")
         # Concatenated, not urljoin'ed: a path can never move the request to another host.
-        return base_url + paths.path(path_name, **(path_params or {}))
+        return base_url + paths.path(
+            path_name, overrides=self.credentials.path_overrides, **(path_params or {})
+        )
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.credentials.api_key}"}

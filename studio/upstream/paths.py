@@ -10,6 +10,7 @@ Paths are templates: `{id}`-style placeholders are filled with URL-quoted values
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import quote
 
@@ -101,17 +102,18 @@ DEFAULT_PATHS: Final[dict[str, str]] = {
 }
 
 
-def path(name: str, **params: str) -> str:
-    """The path for endpoint `name`, with the UPSTREAM_PATHS override applied and the
-    placeholders filled with URL-quoted `params`.
+def path(name: str, *, overrides: Mapping[str, str] | None = None, **params: str) -> str:
+    """The path for endpoint `name`, with the overrides applied and the placeholders filled
+    with URL-quoted `params`. `overrides` are those staff set at run time (they win); then the
+    UPSTREAM_PATHS setting; then the default.
 
     Raises KeyError for a name that is not in DEFAULT_PATHS or a placeholder left unfilled.
     Extra params are ignored, so an override may drop a placeholder the default had.
     """
     if name not in DEFAULT_PATHS:
         raise KeyError(f"unknown relay path name: {name!r}")
-    overrides: dict[str, str] = getattr(settings, "UPSTREAM_PATHS", None) or {}
-    template = overrides.get(name) or DEFAULT_PATHS[name]
+    from_settings: dict[str, str] = getattr(settings, "UPSTREAM_PATHS", None) or {}
+    template = (overrides or {}).get(name) or from_settings.get(name) or DEFAULT_PATHS[name]
     quoted = {key: quote(str(value), safe="") for key, value in params.items()}
     filled = template.format_map(quoted)
     # An override is a path on the configured relay, never another host: the request
