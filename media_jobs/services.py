@@ -16,7 +16,7 @@ from media_jobs import runner
 from media_jobs.kinds import get_kind
 from media_jobs.models import Job
 from media_jobs.selectors import running_count
-from studio.accounts import quotas, usage
+from studio.accounts import families, quotas, usage
 from studio.accounts.services import MissingCredential, relay_credentials_for
 from studio.ratelimit import limiter
 from studio.upstream import BadRequestError, RelayClient, UpstreamError, midjourney, user_message
@@ -65,9 +65,14 @@ def create_job(user: User, kind: str, params: dict[str, Any], *, parent: Job | N
         relay_credentials_for(user)
     except MissingCredential as missing:
         raise JobRefused(str(missing)) from missing
+    job_kind = get_kind(kind)
+    label = str(job_kind.label) if job_kind else ""
+    if job_kind is not None and not families.is_enabled(job_kind.family):
+        raise JobRefused(
+            _("%(kind)s is switched off by the administrator: the relay does not offer it now.")
+            % {"kind": label}
+        )
     try:  # kinds allowed, jobs at once (default accounts.models.DEFAULT_JOBS_AT_ONCE), per day
-        job_kind = get_kind(kind)
-        label = str(job_kind.label) if job_kind else ""
         quotas.check_job_allowed(user, kind, running=running_count(user), label=label)
     except quotas.QuotaRefused as refused:
         raise JobRefused(str(refused)) from refused

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from media_jobs import runner, services
 from media_jobs.forms import DIALOG_FORMS, MAX_MASK_BYTES, ActionDialogForm
-from media_jobs.kinds import registry
+from media_jobs.kinds import offered_kinds, registry
 from media_jobs.kinds.midjourney import offers_seed
 from media_jobs.models import Job
 from media_jobs.selectors import asset_for, gallery, job_for, status_data
@@ -45,7 +45,8 @@ def index(request: AuthenticatedHttpRequest) -> HttpResponse:
         request,
         "media_jobs/index.html",
         {
-            "kinds": registry().values(),
+            "kinds": offered_kinds().values(),
+            "all_kinds": registry().values(),
             "page": page,
             "kind": kind,
             "status": status,
@@ -61,6 +62,8 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
     job_kind = registry().get(kind)
     if job_kind is None:
         raise Http404("No such kind of job")
+    if kind not in offered_kinds():
+        return render(request, "media_jobs/kind_off.html", {"kind": job_kind}, status=404)
     initial: dict[str, Any] = {}
     if reuse := request.GET.get("from"):
         initial = job_for(request.user, reuse).params  # "use these settings again"

@@ -273,6 +273,10 @@ UPSTREAM_ALLOWED_BASE_URLS = list(
 QUOTAS_EXEMPT_STAFF = env_bool("QUOTAS_EXEMPT_STAFF", True)
 # How long a one-time invite link (/accounts/invite/<token>/) stays valid.
 INVITE_EXPIRY_DAYS = int(os.environ.get("INVITE_EXPIRY_DAYS", "7"))
+# Relay families (studio.upstream.families) shown to users until staff switch one on or off on
+# /staff/families/: "all", or a comma-separated list such as "openai,midjourney" (what the
+# YIAPI relay enables today).
+UPSTREAM_FAMILIES_ENABLED = env_list("UPSTREAM_FAMILIES_ENABLED", "all")
 # Per-endpoint path overrides, JSON: {"mj_imagine": "/mj-relax/mj/submit/imagine", ...}.
 try:
     UPSTREAM_PATHS: dict[str, str] = json.loads(os.environ.get("UPSTREAM_PATHS", "") or "{}")

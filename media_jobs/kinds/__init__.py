@@ -102,3 +102,12 @@ def registry() -> dict[str, JobKind]:
 
 def get_kind(slug: str) -> JobKind | None:
     return registry().get(slug)
+
+
+def offered_kinds() -> dict[str, JobKind]:
+    """The kinds users may start now: those whose relay family staff have not switched off
+    (studio.accounts.families; one small query)."""
+    from studio.accounts.families import enabled_families
+
+    enabled = enabled_families()
+    return {slug: kind for slug, kind in registry().items() if kind.family in enabled}

@@ -6,10 +6,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
+from studio.accounts import families
 from studio.accounts.models import (
     ApprovedRelay,
     AuditEvent,
+    FamilySetting,
     Invite,
     Profile,
     Quota,
@@ -19,6 +22,7 @@ from studio.accounts.models import (
 )
 from studio.accounts.relays import normalize_url
 from studio.accounts.signals import record_admin_entry
+from studio.upstream.families import FAMILIES
 
 User = get_user_model()
 
@@ -193,3 +197,64 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ["actor_name", "target", "ip"]
     date_hierarchy = "at"
     fields = ["at", "actor", "actor_name", "action", "target", "ip", "user_agent", "data"]
+
+
+class FamilySettingForm(forms.ModelForm):
+    """The same checks as /staff/families/: a known family, paths it owns, valid overrides."""
+
+    class Meta:
+        model = FamilySetting
+        fields = ["family", "enabled", "path_overrides", "options"]
+        widgets = {"family": forms.Select(choices=[(slug, slug) for slug in FAMILIES])}
+
+    def clean_family(self) -> str:
+        family = self.cleaned_data["family"]
+        if family not in FAMILIES:
+            raise forms.ValidationError(_("Unknown family."))
+        return str(family)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        family = FAMILIES.get(cleaned.get("family") or "")
+        if family is None:
+            return cleaned
+        overrides = cleaned.get("path_overrides") or {}
+        if not isinstance(overrides, dict):
+            self.add_error("path_overrides", _("Enter an object of endpoint name → path."))
+        else:
+            kept = {}
+            for name, value in overrides.items():
+                if name not in family.path_names:
+                    self.add_error(
+                        "path_overrides",
+                        _("%(name)s is not an endpoint of this family.") % {"name": name},
+                    )
+                    continue
+                try:
+                    if path := families.clean_path_override(name, str(value)):
+                        kept[name] = path
+                except forms.ValidationError as error:
+                    self.add_error("path_overrides", f"{name}: {' '.join(error.messages)}")
+            cleaned["path_overrides"] = kept
+        options = cleaned.get("options") or {}
+        if not isinstance(options, dict):
+            self.add_error("options", _("Enter an object of option → value."))
+        else:
+            for name, value in options.items():
+                if name not in family.options:
+                    self.add_error(
+                        "options", _("%(name)s is not an option of this family.") % {"name": name}
+                    )
+                    continue
+                try:
+                    families.clean_option(name, str(value))
+                except forms.ValidationError as error:
+                    self.add_error("options", f"{name}: {' '.join(error.messages)}")
+        return cleaned
+
+
+@admin.register(FamilySetting)
+class FamilySettingAdmin(AuditedAdmin):
+    form = FamilySettingForm
+    list_display = ["family", "enabled", "probe_verdict", "probed_at", "updated_at"]
+    readonly_fields = ["probed_at", "probe_verdict", "probe_detail", "updated_at", "updated_by"]

@@ -6,10 +6,13 @@ from django.apps import apps
 from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
 
+from studio.accounts import families
 from studio.accounts.models import AuditEvent
 from studio.accounts.quotas import MAX_LIST_ENTRIES
 from studio.accounts.relays import normalize_url
 from studio.accounts.services import allowed_base_urls
+from studio.upstream import paths
+from studio.upstream.families import OPTION_CHOICES, Family
 
 
 class RelayCredentialForm(forms.Form):
@@ -168,3 +171,68 @@ class AuditFilterForm(forms.Form):
         action = self.fields["action"]
         assert isinstance(action, forms.ChoiceField)
         action.choices = [("", _("All actions")), *AuditEvent.Action.choices]
+
+
+class FamilyForm(forms.Form):
+    """One relay family's switch, path overrides (one field per path name, empty = default)
+    and options, as staff edit them on /staff/families/."""
+
+    enabled = forms.BooleanField(label=_("Shown to users"), required=False)
+
+    def __init__(self, *args: Any, family: Family, **kwargs: Any) -> None:
+        kwargs["prefix"] = family.slug
+        super().__init__(*args, **kwargs)
+        self.family = family
+        for name in family.path_names:
+            self.fields[f"path__{name}"] = forms.CharField(
+                label=name,
+                required=False,
+                max_length=families.MAX_PATH_CHARS,
+                widget=forms.TextInput(
+                    attrs={"placeholder": paths.DEFAULT_PATHS[name], "spellcheck": "false"}
+                ),
+            )
+        for option in family.options:
+            self.fields[f"option__{option}"] = forms.ChoiceField(
+                label=OPTION_LABELS.get(option, option),
+                choices=[(value, value) for value in OPTION_CHOICES[option]],
+            )
+
+    def path_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("path__")]
+
+    def option_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("option__")]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for key in list(cleaned):
+            if key.startswith("path__"):
+                try:
+                    cleaned[key] = families.clean_path_override(
+                        key.removeprefix("path__"), cleaned[key] or ""
+                    )
+                except forms.ValidationError as error:
+                    self.add_error(key, error)
+        return cleaned
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        return {
+            key.removeprefix("path__"): value
+            for key, value in self.cleaned_data.items()
+            if key.startswith("path__") and value
+        }
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {
+            key.removeprefix("option__"): value
+            for key, value in self.cleaned_data.items()
+            if key.startswith("option__")
+        }
+
+
+OPTION_LABELS = {
+    "suno_format": _("Request format (a: /suno/v1/v3.x/music, b: /suno/submit and /suno/fetch)"),
+}

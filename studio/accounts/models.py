@@ -233,6 +233,32 @@ class ApprovedRelay(models.Model):
         return self.url
 
 
+class FamilySetting(models.Model):
+    """Staff's run-time settings for one relay family (studio.upstream.families): switched on or
+    off for users, paths that replace the defaults, options, and the last probe's verdict.
+    A family without a row follows the UPSTREAM_FAMILIES_ENABLED setting."""
+
+    family = models.CharField(_("family"), max_length=32, unique=True)
+    enabled = models.BooleanField(_("shown to users"), default=True)
+    path_overrides = models.JSONField(_("path overrides"), default=dict, blank=True)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    probed_at = models.DateTimeField(_("last probe"), null=True, blank=True)
+    probe_verdict = models.CharField(max_length=16, blank=True)
+    probe_detail = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        verbose_name = _("relay family")
+        verbose_name_plural = _("relay families")
+        ordering = ["family"]
+
+    def __str__(self) -> str:
+        return self.family
+
+
 class AuditEvent(models.Model):
     """Who did what, when, from where. Written by studio.accounts.audit only; never edited."""
 
@@ -253,6 +279,8 @@ class AuditEvent(models.Model):
         USER_DELETED = "user_deleted", _("User deleted")
         RELAY_ADDED = "relay_added", _("Relay approved")
         RELAY_REMOVED = "relay_removed", _("Relay removed")
+        FAMILY_CHANGED = "family_changed", _("Relay family settings changed")
+        FAMILY_PROBED = "family_probed", _("Relay family probed")
         ADMIN_ADDED = "admin_added", _("Added in the Django admin")
         ADMIN_CHANGED = "admin_changed", _("Changed in the Django admin")
         ADMIN_DELETED = "admin_deleted", _("Deleted in the Django admin")

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from studio.accounts import audit, quotas, relays
+from studio.accounts import audit, families, quotas, relays
 from studio.accounts.models import Profile, RelayCredential
 from studio.upstream import RelayClient, RelayCredentials, UpstreamError, openai, user_message
 
@@ -111,12 +111,15 @@ def relay_credentials_for(user: User) -> RelayCredentials:
     if credential is not None:
         if credential.base_url not in allowed_base_urls():
             raise RelayNotApproved()
-        return RelayCredentials(base_url=credential.base_url, api_key=credential.api_key)
-    if site_key_allowed(user):
-        return RelayCredentials(
-            base_url=settings.UPSTREAM_BASE_URL, api_key=settings.UPSTREAM_API_KEY
-        )
-    raise MissingCredential()
+        base_url, api_key = credential.base_url, credential.api_key
+    elif site_key_allowed(user):
+        base_url, api_key = settings.UPSTREAM_BASE_URL, settings.UPSTREAM_API_KEY
+    else:
+        raise MissingCredential()
+    overrides, options = families.runtime_paths_and_options()
+    return RelayCredentials(
+        base_url=base_url, api_key=api_key, path_overrides=overrides, options=options
+    )
 
 
 def missing_key_message(user: User) -> str | None:

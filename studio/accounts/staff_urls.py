@@ -16,5 +16,8 @@ urlpatterns = [
     path("invites/<int:invite_id>/revoke/", staff_views.invite_revoke, name="invite_revoke"),
     path("relays/", staff_views.relay_list, name="relays"),
     path("relays/<int:relay_id>/remove/", staff_views.relay_remove, name="relay_remove"),
+    path("families/", staff_views.family_list, name="families"),
+    path("families/<slug:slug>/", staff_views.family_save, name="family_save"),
+    path("families/<slug:slug>/probe/", staff_views.family_probe, name="family_probe"),
     path("audit/", staff_views.audit_log, name="audit"),
 ]

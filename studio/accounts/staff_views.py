@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -22,12 +23,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from studio.accounts import charts, invites, quotas, relays, staff, usage
-from studio.accounts.forms import AuditFilterForm, InviteForm, QuotaForm, RelayForm
+from media_jobs.kinds import registry
+from studio.accounts import charts, families, invites, quotas, relays, staff, usage
+from studio.accounts.forms import AuditFilterForm, FamilyForm, InviteForm, QuotaForm, RelayForm
 from studio.accounts.models import ApprovedRelay, AuditEvent, Invite, Profile
+from studio.accounts.services import MissingCredential
 from studio.http import AuthenticatedHttpRequest
+from studio.upstream.families import FAMILIES, Family
 
 USERS_PER_PAGE = 50
 EVENTS_PER_PAGE = 50
@@ -311,3 +316,114 @@ def _filtered(events: QuerySet[AuditEvent], filters: dict[str, Any]) -> QuerySet
     if filters.get("until"):
         events = events.filter(at__lte=dt.datetime.combine(filters["until"], dt.time.max, tz))
     return events
+
+
+# --- relay families ------------------------------------------------------------------------
+
+
+def _family_or_404(slug: str) -> Family:
+    family = FAMILIES.get(slug)
+    if family is None:
+        raise Http404("No such family")
+    return family
+
+
+def _family_forms(bound: FamilyForm | None = None) -> list[tuple[families.FamilyView, FamilyForm]]:
+    rows = []
+    for view in families.overview():
+        if bound is not None and bound.family.slug == view.family.slug:
+            form = bound
+        else:
+            initial: dict[str, Any] = {"enabled": view.enabled}
+            initial.update({f"path__{name}": path for name, path in view.overrides.items()})
+            initial.update({f"option__{name}": value for name, value in view.options.items()})
+            form = FamilyForm(family=view.family, initial=initial)
+        rows.append((view, form))
+    return rows
+
+
+def _render_families(
+    request: AuthenticatedHttpRequest, bound: FamilyForm | None = None, status: int = 200
+) -> HttpResponse:
+    kinds_by_family: dict[str, list[str]] = {}
+    for kind in registry().values():
+        kinds_by_family.setdefault(kind.family, []).append(str(kind.label))
+    return render(
+        request,
+        "accounts/staff/families.html",
+        {
+            "section": "families",
+            "rows": [
+                (view, form, kinds_by_family.get(view.family.slug, []))
+                for view, form in _family_forms(bound)
+            ],
+            "default_enabled": settings.UPSTREAM_FAMILIES_ENABLED,
+        },
+        status=status,
+    )
+
+
+@staff_required
+@require_GET
+def family_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _render_families(request)
+
+
+@staff_required
+@require_POST
+def family_save(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    family = _family_or_404(slug)
+    form = FamilyForm(request.POST, family=family)
+    if not form.is_valid():
+        messages.error(
+            request, _("%(family)s was not saved: see below.") % {"family": family.label}
+        )
+        return _render_families(request, bound=form, status=400)
+    families.save(
+        family,
+        enabled=form.cleaned_data["enabled"],
+        path_overrides=form.overrides,
+        options=form.options,
+        by=request.user,
+    )
+    messages.success(request, _("%(family)s is saved.") % {"family": family.label})
+    return redirect(f"{reverse('staff:families')}#family-{family.slug}")
+
+
+@login_required
+@require_POST
+async def family_probe(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """Ask the relay whether the family's routes answer (one request that costs nothing)."""
+    user = await request.auser()
+    assert isinstance(user, User)  # login_required let only signed-in users through
+    if not user.is_staff:
+        raise Http404("No such page")
+    family = _family_or_404(slug)
+    try:
+        result = await families.run_probe(family, by=user)
+    except MissingCredential as missing:
+        messages.error(request, str(missing))
+    else:
+        text = PROBE_MESSAGES[result.verdict] % {
+            "family": family.label,
+            "path": result.path,
+            "status": result.status or "—",
+            "ms": result.elapsed_ms,
+        }
+        (messages.success if result.ok else messages.error)(request, text)
+    return redirect(f"{reverse('staff:families')}#family-{family.slug}")
+
+
+PROBE_MESSAGES = {
+    "answers": _lazy("%(family)s answers: %(path)s gave HTTP %(status)s in %(ms)d ms."),
+    "not_mounted": _lazy(
+        "%(family)s is not on this relay: %(path)s gave HTTP %(status)s (no such route). "
+        "Leave the family off, or correct its paths."
+    ),
+    "key_refused": _lazy(
+        "The relay refused your key for %(family)s (HTTP %(status)s at %(path)s)."
+    ),
+    "unreachable": _lazy(
+        "%(family)s did not answer usefully: %(path)s gave %(status)s after %(ms)d ms."
+    ),
+}

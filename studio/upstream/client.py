@@ -164,8 +164,10 @@ class RelayClient:
         headers: Mapping[str, str] | None = None,
         timeout: httpx.Timeout = QUICK_TIMEOUT,  # noqa: ASYNC109 - httpx's per-phase limits
         path_params: Mapping[str, str] | None = None,
+        raise_for_status: bool = True,
     ) -> httpx.Response:
-        """Send one request; return the 2xx response with its body read, or raise."""
+        """Send one request; return the 2xx response with its body read, or raise (any
+        response when `raise_for_status` is false: the families probe reads error answers)."""
         url = self._url(path_name, path_params)
         try:
             response = await self._http().request(
@@ -181,7 +183,7 @@ class RelayClient:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(exc, timeout) from exc
         logger.debug("%s %s → %s", method, path_name, response.status_code)
-        if not response.is_success:
+        if raise_for_status and not response.is_success:
             raise self._error_from(response)
         return response
 

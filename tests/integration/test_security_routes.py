@@ -376,6 +376,11 @@ ROUTES: dict[str, list[Call]] = {
     "staff/relays/<int:relay_id>/remove/": [
         post("/staff/relays/{approved_relay}/remove/", staff=True)
     ],
+    "staff/families/": [get("/staff/families/", staff=True)],
+    "staff/families/<slug:slug>/": [
+        post("/staff/families/flux/", data={"flux-enabled": "on"}, staff=True)
+    ],
+    "staff/families/<slug:slug>/probe/": [post("/staff/families/flux/probe/", staff=True)],
     "staff/users/<int:user_id>/delete/": [
         get("/staff/users/{alice_id}/delete/", staff=True),
         post("/staff/users/{alice_id}/delete/", staff=True),
