@@ -22,11 +22,11 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from media_jobs import runner, services
+from media_jobs import inputs, runner, services
 from media_jobs.forms import DIALOG_FORMS, MAX_MASK_BYTES, ActionDialogForm
 from media_jobs.kinds import offered_kinds, registry
 from media_jobs.kinds.midjourney import offers_seed
-from media_jobs.models import Job
+from media_jobs.models import Asset, Job
 from media_jobs.selectors import asset_for, gallery, job_for, status_data
 from studio.accounts.services import missing_key_message
 from studio.http import AuthenticatedHttpRequest, login_required_json
@@ -69,7 +69,16 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
         initial = job_for(request.user, reuse).params  # "use these settings again"
     if prompt := request.GET.get("prompt", "").strip():
         initial = {**initial, "prompt": prompt[:4000]}  # "use this prompt" (Midjourney)
-    form = job_kind.form_class(request.POST or None, request.FILES or None, initial=initial)
+    # "Use as input": another job's image fills the form's image field (media_jobs.inputs).
+    chosen = inputs.chosen_input(
+        request.user, job_kind, request.POST if request.method == "POST" else request.GET
+    )
+    files = request.FILES
+    if chosen is not None:
+        initial = {**initial, **chosen.use.initial}
+        if request.method == "POST":
+            files = inputs.files_with_input(request.FILES, chosen)
+    form = job_kind.form_class(request.POST or None, files or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.create_job(request.user, kind, form.cleaned_data)
@@ -80,7 +89,12 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
     return render(
         request,
         "media_jobs/new.html",
-        {"kind": job_kind, "form": form, "missing_key": missing_key_message(request.user)},
+        {
+            "kind": job_kind,
+            "form": form,
+            "chosen_input": chosen,
+            "missing_key": missing_key_message(request.user),
+        },
         status=400 if form.errors else 200,
     )
 
@@ -122,9 +136,19 @@ def _render_detail(
             "dialogs": dialogs,
             "mask_max_chars": _mask_max_chars(),
             "seed_offered": offers_seed(job),
+            "input_menus": _input_menus(job),
         },
         status=status,
     )
+
+
+def _input_menus(job: Job) -> list[tuple[Asset, list[inputs.InputLink]]]:
+    """For each image the job made, the kinds it can be sent to ("Use as input")."""
+    if job.status != Job.Status.SUCCEEDED:
+        return []
+    kinds = offered_kinds()
+    menus = [(asset, inputs.links_for(asset, kinds)) for asset in job.assets.all()]
+    return [(asset, links) for asset, links in menus if links]
 
 
 def _dialog_form(job: Job, dialog: str, data: Any = None) -> ActionDialogForm:

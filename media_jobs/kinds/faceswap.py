@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from media_jobs.kinds import JobKind, Outcome, ResultFile
+from media_jobs.kinds import ImageUse, JobKind, Outcome, ResultFile
 from media_jobs.kinds.uploads import STILL_IMAGE_FORMATS, check_image, clean_image_upload
 from studio.upstream import BadRequestError, RelayClient, midjourney
 
@@ -79,6 +79,10 @@ class FaceSwapKind(JobKind):
         "Put the face from one photo into another picture (InsightFace). Takes about a minute."
     )
     form_class = FaceSwapForm
+    image_uses = (
+        ImageUse(form_field="target", label=_("Face swap: change the face in this image")),
+        ImageUse(form_field="source", label=_("Face swap: use the face in this image")),
+    )
     # Midjourney's timing (upstream-api.md §1.3): the swap runs on the same proxy.
     first_poll = timedelta(seconds=5)
     poll_every = timedelta(seconds=3)

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from media_jobs.kinds import JobKind, Outcome, ResultFile, StrOrPromise
+from media_jobs.kinds import ImageUse, JobKind, Outcome, ResultFile, StrOrPromise
 from media_jobs.kinds.uploads import check_image
 from studio.upstream import BadRequestError, RelayClient, UpstreamError, midjourney, user_message
 
@@ -199,6 +199,16 @@ class MidjourneyKind(JobKind):
         "Finished images offer Midjourney's buttons: upscale, vary, zoom, pan."
     )
     form_class = MidjourneyForm
+    image_uses = (
+        ImageUse(
+            form_field="images", label=_("Describe (Midjourney)"), initial={"mode": "describe"}
+        ),
+        ImageUse(
+            form_field="images",
+            label=_("Imagine with this image as reference (Midjourney)"),
+            initial={"mode": "imagine"},
+        ),
+    )
     first_poll = timedelta(seconds=5)
     poll_every = timedelta(seconds=3)
     give_up_after = timedelta(minutes=10)

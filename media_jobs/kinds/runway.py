@@ -21,7 +21,7 @@ from django.utils.functional import lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from media_jobs.kinds import JobKind, Outcome, ResultFile
+from media_jobs.kinds import ImageUse, JobKind, Outcome, ResultFile
 from media_jobs.kinds.kling import read_upload
 from media_jobs.kinds.uploads import STILL_IMAGE_FORMATS, clean_image_upload
 from studio.upstream import RelayClient, runway
@@ -96,6 +96,7 @@ class RunwayKind(JobKind):
     label = _("Runway video")
     description = _("A 5 or 10 second video that sets an uploaded image in motion.")
     form_class = RunwayForm
+    image_uses = (ImageUse(form_field="image", label=_("Runway video from this image")),)
     first_poll = timedelta(seconds=10)
     poll_every = timedelta(seconds=8)
     give_up_after = timedelta(minutes=20)
