@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "studio.ratelimit",
     "chat",
     "media_jobs",
+    "playground",
 ]
 
 MIDDLEWARE = [

@@ -31,6 +31,7 @@ urlpatterns = [
     *language_urlpatterns,
     path("chat/", include("chat.urls")),
     path("jobs/", include("media_jobs.urls")),
+    path("playground/", include("playground.urls")),
     path("staff/", include("studio.accounts.staff_urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

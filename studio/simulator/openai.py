@@ -9,7 +9,9 @@ empty ``choices``, then ``data: [DONE]``; ``: ping`` comments appear now and the
 
 from __future__ import annotations
 
+import array
 import base64
+import functools
 import json
 import math
 import random
@@ -479,12 +481,28 @@ async def completions(req: Request, ctx: Context) -> Response | None:
 # ---------------------------------------------------------------- embeddings
 
 _EMBED_DIMS = {"text-embedding-3-large": 3072}
+_WORD = re.compile(r"[\u3400-\u9fff]|[^\W\u3400-\u9fff]+")  # a CJK character is a word
+
+
+@functools.lru_cache(maxsize=1024)  # doubles: at most 1024 * 3072 * 8 bytes = 24 MB
+def _random_direction(dims: int, *seed: str) -> array.array[float]:
+    rng = random.Random(media.digest(*seed))
+    return array.array("d", (rng.gauss(0.0, 1.0) for _ in range(dims)))
 
 
 def embed(text: str, model: str, dims: int) -> list[float]:
-    """A unit vector seeded by the text: equal texts give equal vectors, others look random."""
-    rng = random.Random(media.digest(model, text))
-    vec = [rng.gauss(0.0, 1.0) for _ in range(dims)]
+    """A unit vector made of one random direction per word of the text plus a little of its own.
+
+    Equal texts give equal vectors, texts that share words point the same way (the more they
+    share, the closer), and unrelated texts are nearly orthogonal, like real embeddings.
+    """
+    words = _WORD.findall(text.casefold()) or [text]
+    vec = [0.0] * dims
+    for word in words:
+        direction = _random_direction(dims, model, "word", word)
+        vec = [v + w for v, w in zip(vec, direction, strict=True)]
+    own = _random_direction(dims, model, text)
+    vec = [v + 0.5 * w for v, w in zip(vec, own, strict=True)]
     norm = math.sqrt(sum(v * v for v in vec)) or 1.0
     return [round(v / norm, 8) for v in vec]
 

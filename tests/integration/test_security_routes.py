@@ -275,6 +275,7 @@ DALLE = {
     "style": "vivid",
     "n": "1",
 }
+EMBED = {"model": "text-embedding-3-small", "input": "one\ntwo"}
 
 # Every URL pattern of the project except the Django admin's (checked by its own rule below).
 # Within a route the calls run in order for each client: keep destructive ones last.
@@ -353,6 +354,27 @@ ROUTES: dict[str, list[Call]] = {
     "jobs/assets/<uuid:asset_id>/": [get(f"{ASSET}/"), get(f"{ASSET}/?download=1")],
     "jobs/assets/<uuid:asset_id>/thumbnail/": [get(f"{ASSET}/thumbnail/")],
     "jobs/<uuid:job_id>/delete/": [get(f"{JOB}/delete/"), post(f"{JOB}/delete/")],
+    # The playground: no object in any URL; the downloads are the signed-in user's own last
+    # result (B first makes one of B's own, which must not be A's).
+    "playground/": [
+        get("/playground/", scoped=False),
+        post("/playground/", 400, data={"prompt": ""}, scoped=False),
+    ],
+    "playground/completions/stream/": [
+        post("/playground/completions/stream/", 400, data={"prompt": ""}, scoped=False, json=True)
+    ],
+    "playground/embeddings/": [
+        get("/playground/embeddings/", scoped=False),
+        post("/playground/embeddings/", data=EMBED, scoped=False),
+    ],
+    "playground/embeddings/download.json": [
+        post("/playground/embeddings/", data=EMBED, scoped=False),
+        get("/playground/embeddings/download.json", scoped=False),
+    ],
+    "playground/embeddings/download.csv": [
+        post("/playground/embeddings/", data=EMBED, scoped=False),
+        get("/playground/embeddings/download.csv", scoped=False),
+    ],
     # The staff dashboard: staff only (B, not staff, gets 404; "owner" is a member of staff).
     "staff/": [get("/staff/", staff=True), get("/staff/?q=alice", staff=True)],
     "staff/usage/": [get("/staff/usage/", staff=True)],

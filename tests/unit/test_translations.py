@@ -22,7 +22,7 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parents[2]
 PO_RELATIVE = Path("locale/zh_Hans/LC_MESSAGES/django.po")
 # What makemessages should see: the code and templates that ship, not tests, benches or venvs.
-SOURCE_TREES = ["studio", "chat", "media_jobs", "templates", "locale"]
+SOURCE_TREES = ["studio", "chat", "media_jobs", "playground", "templates", "locale"]
 SOURCE_FILES = ["manage.py"]
 SKIPPED = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.mo", ".venv", "var", "tests", "bench", "node_modules"
