@@ -78,7 +78,9 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
         initial = {**initial, **chosen.use.initial}
         if request.method == "POST":
             files = inputs.files_with_input(request.FILES, chosen)
-    form = job_kind.form_class(request.POST or None, files or None, initial=initial)
+    form = job_kind.make_form(
+        request.user, request.POST or None, files or None, initial=initial, query=request.GET
+    )
     if request.method == "POST" and form.is_valid():
         try:
             job = services.create_job(request.user, kind, form.cleaned_data)
@@ -272,9 +274,14 @@ def _serve(
         )
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
-    # Served from our origin: never let a stored file run as a page.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # Served from our origin: never let a stored file run as a page. An SVG (sanitised when it
+    # was kept, media_jobs.svg) opened on its own may use its inline styles, nothing else.
+    svg = not thumbnail and asset.mime == "image/svg+xml"
+    response["Content-Security-Policy"] = SVG_ASSET_CSP if svg else "default-src 'none'; sandbox"
     return response
+
+
+SVG_ASSET_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
 def _with_charset(mime: str) -> str:

@@ -2,6 +2,7 @@
 how its results become files. The registry maps the URL slug (ARCHITECTURE.md §3) to the kind."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -76,16 +77,38 @@ class JobKind(ABC):
         `custom_id`, `label`, `title` and the `url` to POST to. Most kinds offer none."""
         return []
 
+    def make_form(
+        self,
+        user: Any,
+        data: Any = None,
+        files: Any = None,
+        *,
+        initial: dict[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> forms.Form:
+        """The form of the kind's page for `user`. Kinds whose form shows what the user's relay
+        offers (Viggle's templates and credits) override this; `query` is the page's GET
+        parameters (filters such as a template tag)."""
+        return self.form_class(data, files, initial=initial)
+
 
 def registry() -> dict[str, JobKind]:
+    from media_jobs.kinds.cogvideox import CogVideoXKind
     from media_jobs.kinds.dalle import DalleKind
     from media_jobs.kinds.faceswap import FaceSwapKind
+    from media_jobs.kinds.flux import FluxKind
     from media_jobs.kinds.gpt4_image import Gpt4ImageKind
+    from media_jobs.kinds.ideogram import IdeogramKind
     from media_jobs.kinds.kling import KlingKind
+    from media_jobs.kinds.luma import LumaKind
     from media_jobs.kinds.midjourney import MidjourneyKind
+    from media_jobs.kinds.recraft import RecraftKind
     from media_jobs.kinds.runway import RunwayKind
+    from media_jobs.kinds.stability import StabilityKind
     from media_jobs.kinds.stt import SttKind
+    from media_jobs.kinds.suno import SunoKind
     from media_jobs.kinds.tts import TtsKind
+    from media_jobs.kinds.viggle import ViggleKind
 
     kinds: list[JobKind] = [
         DalleKind(),
@@ -96,6 +119,14 @@ def registry() -> dict[str, JobKind]:
         FaceSwapKind(),
         KlingKind(),
         RunwayKind(),
+        LumaKind(),
+        CogVideoXKind(),
+        SunoKind(),
+        FluxKind(),
+        IdeogramKind(),
+        StabilityKind(),
+        RecraftKind(),
+        ViggleKind(),
     ]
     return {kind.slug: kind for kind in kinds}
 

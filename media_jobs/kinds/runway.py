@@ -22,8 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from media_jobs.kinds import ImageUse, JobKind, Outcome, ResultFile
-from media_jobs.kinds.kling import read_upload
-from media_jobs.kinds.uploads import STILL_IMAGE_FORMATS, clean_image_upload
+from media_jobs.kinds.uploads import STILL_IMAGE_FORMATS, clean_image_upload, read_upload
 from studio.upstream import RelayClient, runway
 
 # The largest image whose data URI ("data:image/webp;base64," + base64) stays within 5 MB.

@@ -6,12 +6,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django import forms
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from media_jobs.kinds import JobKind, Outcome, ResultFile
+from media_jobs.kinds.uploads import read_upload
 from studio.upstream import RelayClient, openai
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024  # the relay's (and Whisper's) upload limit
@@ -120,11 +120,6 @@ class SttForm(forms.Form):
         return data
 
 
-def _read_upload(path: str) -> bytes:
-    with default_storage.open(path, "rb") as stored:
-        return bytes(stored.read())
-
-
 class SttKind(JobKind):
     slug = "stt"
     family = "openai"
@@ -134,7 +129,7 @@ class SttKind(JobKind):
 
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
         upload = params["audio"]
-        content = await sync_to_async(_read_upload)(upload["path"])
+        content = await sync_to_async(read_upload)(upload)
         response_format = params.get("response_format") or "json"
         upload_args = (upload.get("name") or "audio", content, upload.get("mime") or "audio/wav")
         if params.get("mode") == "translate":

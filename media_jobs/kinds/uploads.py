@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django import forms
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from django.utils.functional import _StrPromise  # what gettext_lazy returns, for mypy
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+
+def read_upload(reference: Mapping[str, Any]) -> bytes:
+    """The bytes of an upload kept with `services.store_uploads` (its reference's `path`)."""
+    with default_storage.open(str(reference["path"]), "rb") as stored:
+        return bytes(stored.read())
 
 
 @dataclass(frozen=True, eq=False)

@@ -235,4 +235,8 @@ class FamilyForm(forms.Form):
 
 OPTION_LABELS = {
     "suno_format": _("Request format (a: /suno/v1/v3.x/music, b: /suno/submit and /suno/fetch)"),
+    "ideogram_format": _(
+        "Request format (official: /ideogram/generate and others, answered at once; web: the "
+        "reverse group, polled with /ideogram/task-request)"
+    ),
 }

@@ -1,11 +1,14 @@
-"""Video families: Kling (official format, §9) and Runway (official format, §8).
+"""Video families: Kling (official format, §9, with its image generation) and Runway (§8).
 
 Tasks advance over ten steps: Kling ``submitted`` → ``processing`` → ``succeed``, Runway
 ``PENDING`` → ``RUNNING`` (``progress`` 0.1…0.9) → ``SUCCEEDED``. As for Midjourney two clocks
 drive them, whichever is ahead: wall time (a realistic render length divided by
 SIMULATOR_SPEED) and polling (every fetch moves a task one step). The result is always the same
 real clip, ``assets/sample.mp4`` (2 s, 320x180, H.264), stored per task on the fake CDN so that
-its link expires like any other (``SIMULATOR_FILE_TTL``, ``[[expire]]``).
+its link expires like any other (``SIMULATOR_FILE_TTL``, ``[[expire]]``). Kling image generations
+(``/kling/v1/images/generations``) finish with ``n`` real PNG pictures of the prompt in the
+asked aspect ratio (a reference image tints their label with its colour); as Kling does, they
+refuse a ``negative_prompt`` together with a reference image.
 
 Kling answers its envelope ``{code, message, request_id, data}``; bad input is ``code`` 1201
 with HTTP 400, and a task asked for on the other endpoint's path is 1203 with HTTP 404, as Kling
@@ -64,6 +67,12 @@ KLING_MODES = ("std", "pro")
 KLING_RATIOS = ("16:9", "9:16", "1:1")
 KLING_DURATIONS = ("5", "10")
 KLING_MIN_SIDE = 300
+KLING_IMAGE_MODELS = ("kling-v1", "kling-v1-5")
+KLING_IMAGE_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
+KLING_IMAGE_MAX_PROMPT = 500
+KLING_IMAGE_MAX_NEGATIVE = 200
+KLING_IMAGE_MAX_N = 9
+KLING_IMAGE_LONG_SIDE = 1024
 KLING_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 RUNWAY_VERSION = "2024-11-06"
 RUNWAY_MODELS = ("gen3a_turbo",)
@@ -85,7 +94,7 @@ class VideoTask:
     id: str
     owner: str
     family: str  # kling | runway
-    endpoint: str  # text2video | image2video | image_to_video
+    endpoint: str  # text2video | image2video | images | image_to_video
     prompt: str
     seconds: float  # realistic render length at SIMULATOR_SPEED=1
     doomed: bool = False
@@ -98,6 +107,11 @@ class VideoTask:
     failure: str = ""
     failure_code: str = ""
     video_file: str = ""
+    # Kling image generations: how many, which shape, and what the reference image looked like
+    count: int = 1
+    aspect: tuple[int, int] = (16, 9)
+    reference: str = ""
+    image_files: list[str] = field(default_factory=list)
     clock_start: float = field(default_factory=time.monotonic)
     created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     updated_ms: int = field(default_factory=lambda: int(time.time() * 1000))
@@ -141,10 +155,24 @@ def sync(task: VideoTask, ctx: Context) -> None:
             task.failure_code = "INTERNAL.BAD_OUTPUT.CODE01"
         return
     task.step = step
-    if step >= STEPS and not task.video_file:
+    if step >= STEPS and task.endpoint == "images":
+        if not task.image_files:
+            task.image_files = _draw_images(task, ctx)
+    elif step >= STEPS and not task.video_file:
         task.video_file = ctx.files.add(
             sample_video(), "mp4", "video/mp4", expired=task.expire_files
         )
+
+
+def _draw_images(task: VideoTask, ctx: Context) -> list[str]:
+    size = media.aspect_size(task.aspect, KLING_IMAGE_LONG_SIDE)
+    label = f"kling · ref {task.reference}" if task.reference else "kling"
+    names = []
+    for index in range(task.count):
+        picture = media.draw_picture(task.prompt, *size, variant=index, label=f"{label} #{index}")
+        expired = task.expire_files
+        names.append(ctx.files.add(media.png(picture), "png", "image/png", expired=expired))
+    return names
 
 
 def fetched(task: VideoTask) -> None:
@@ -200,7 +228,14 @@ def _kling_task_json(task: VideoTask, base_url: str) -> dict[str, Any]:
         "created_at": task.created_ms,
         "updated_at": task.updated_ms,
     }
-    if status == "succeed":
+    if status == "succeed" and task.endpoint == "images":
+        data["task_result"] = {
+            "images": [
+                {"index": index, "url": f"{base_url}/files/{name}"}
+                for index, name in enumerate(task.image_files)
+            ]
+        }
+    elif status == "succeed":
         data["task_result"] = {
             "videos": [
                 {
@@ -336,6 +371,98 @@ async def kling_text2video_task(req: Request, ctx: Context) -> Response:
 
 async def kling_image2video_task(req: Request, ctx: Context) -> Response:
     return await _kling_fetch(req, ctx, "image2video")
+
+
+def _kling_images_problem(body: dict[str, Any]) -> str | None:
+    """The first thing Kling's image generation would refuse in this body, or None (§9.1)."""
+    model = body.get("model_name", body.get("model"))
+    if model is not None and model not in KLING_IMAGE_MODELS:
+        return f"model_name {model!r} is not supported for image generation"
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "prompt is required"
+    if len(prompt) > KLING_IMAGE_MAX_PROMPT:
+        return f"prompt must not exceed {KLING_IMAGE_MAX_PROMPT} characters"
+    negative = body.get("negative_prompt")
+    if negative is not None and not isinstance(negative, str):
+        return "negative_prompt must be a string"
+    if isinstance(negative, str) and len(negative) > KLING_IMAGE_MAX_NEGATIVE:
+        return f"negative_prompt must not exceed {KLING_IMAGE_MAX_NEGATIVE} characters"
+    n = body.get("n")
+    if n is not None and (
+        isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= KLING_IMAGE_MAX_N
+    ):
+        return f"n must be an integer from 1 to {KLING_IMAGE_MAX_N}"
+    ratio = body.get("aspect_ratio")
+    if ratio is not None and ratio not in KLING_IMAGE_RATIOS:
+        return f"aspect_ratio must be one of {', '.join(KLING_IMAGE_RATIOS)}"
+    image = body.get("image")
+    if image not in (None, ""):
+        if problem := _kling_image_problem("image", image):
+            return problem
+        if isinstance(negative, str) and negative.strip():
+            return "negative_prompt is not supported when image is provided"
+    for key in ("image_fidelity", "human_fidelity"):
+        value = body.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+        ):
+            return f"{key} must be a number between 0 and 1"
+    reference = body.get("image_reference")
+    if reference is not None and reference not in ("subject", "face"):
+        return "image_reference must be subject or face"
+    return None
+
+
+def _reference_colour(image: object) -> str:
+    if not isinstance(image, str) or not image.strip() or image.startswith(("http://", "https://")):
+        return ""
+    data = _decode_image(image.strip())
+    info = media.image_info(data) if data else None
+    return media.colour_name(info[2]) if info else ""
+
+
+async def kling_images(req: Request, ctx: Context) -> Response:
+    try:
+        body = req.json_object()
+    except BadRequestBody as exc:
+        return _kling_invalid(f"request body is not a JSON object ({exc})", Markers())
+    prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
+    negative = body.get("negative_prompt")
+    markers = parse_markers(str(prompt or ""), negative if isinstance(negative, str) else "")
+    error = openai_special_error(markers, str(body.get("model_name") or "kling-v1"))
+    if error is not None:
+        return error
+    if markers.has("kling:quota"):
+        return kling_error(1102, "资源包已用完或已过期 (resource pack exhausted)", 429, markers)
+    problem = _kling_images_problem(body)
+    if problem is not None:
+        return _kling_invalid(problem, markers)
+    if markers.has("video:refuse"):
+        message = "Failure to pass the risk control system: the content was flagged (simulated)"
+        return kling_error(1301, message, 400, markers)
+    await pause(req, markers, ctx.config)
+    width, _, height = str(body.get("aspect_ratio") or "16:9").partition(":")
+    task = TASKS.add(
+        VideoTask(
+            id=str(10**17 + secrets.randbelow(9 * 10**17)),
+            owner=req.token,
+            family="kling",
+            endpoint="images",
+            prompt=strip_markers(str(prompt or "")),
+            seconds=25.0,
+            doomed=markers.has("video:fail"),
+            expire_files=markers.has("expire"),
+            count=int(body.get("n") or 1),
+            aspect=(int(width), int(height)),
+            reference=_reference_colour(body.get("image")),
+        )
+    )
+    return json_response(_kling_task_json(task, req.base_url))
+
+
+async def kling_images_task(req: Request, ctx: Context) -> Response:
+    return await _kling_fetch(req, ctx, "images")
 
 
 # ---------------------------------------------------------------- Runway

@@ -105,6 +105,7 @@ FAMILIES: Final[dict[str, Family]] = {
             "A",
             False,
             Probe("POST", "ideogram_generate", json={"image_request": {}}),
+            options=("ideogram_format",),
         ),
         Family(
             "stability",
@@ -145,6 +146,9 @@ OPTION_CHOICES: Final[dict[str, tuple[str, ...]]] = {
     # Suno's two request formats (upstream-api.md §6): "a" the reseller's template
     # (/suno/v1/v3.x/music), "b" new-api's native /suno/submit + /suno/fetch.
     "suno_format": ("a", "b"),
+    # Ideogram's two request formats (upstream-api.md §11): "official" the synchronous
+    # /ideogram/generate…, "web" the "reverse" group, polled with the task query.
+    "ideogram_format": ("official", "web"),
 }
 
 

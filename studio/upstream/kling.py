@@ -1,14 +1,17 @@
-"""The Kling video family (`/kling/v1/videos/*`, Kling's official format, upstream-api.md §9).
+"""The Kling family (`/kling/v1/videos/*` and `/kling/v1/images/*`, Kling's official format,
+upstream-api.md §9).
 
 Plain async functions taking a `RelayClient`, returning frozen dataclasses. Every Kling reply is
 the envelope `{code, message, request_id, data: {task_id, task_status, task_status_msg,
-task_result: {videos: [{url, duration}]}}}`; `code != 0` is an error, raised as the matching
-UpstreamError with the relay's message whether it came with HTTP 200 or a failing status.
+task_result: {videos: [{url, duration}], images: [{index, url}]}}}`; `code != 0` is an error,
+raised as the matching UpstreamError with the relay's message whether it came with HTTP 200 or a
+failing status.
 
 A task is polled on the path of the endpoint that made it (`text2video` tasks under
-`.../text2video/{id}`, `image2video` under `.../image2video/{id}`): Kling does not find a task
-asked for on the other path. Kling reports no percentage; `progress` is None unless a relay adds
-one of its own (read leniently).
+`.../text2video/{id}`, `image2video` under `.../image2video/{id}`, image generations under
+`/kling/v1/images/generations/{id}`): Kling does not find a task asked for on another path.
+Kling reports no percentage; `progress` is None unless a relay adds one of its own (read
+leniently).
 """
 
 from __future__ import annotations
@@ -30,15 +33,19 @@ from studio.upstream.errors import (
     UpstreamTimeout,
     error_from_payload,
 )
+from studio.upstream.lenient import as_int, as_str
 from studio.upstream.progress import parse_progress
 
 TEXT2VIDEO: Final = "text2video"
 IMAGE2VIDEO: Final = "image2video"
-ENDPOINTS: Final = (TEXT2VIDEO, IMAGE2VIDEO)
+IMAGES: Final = "images"  # image generation (§9.1)
+VIDEO_ENDPOINTS: Final = (TEXT2VIDEO, IMAGE2VIDEO)
+ENDPOINTS: Final = (*VIDEO_ENDPOINTS, IMAGES)
 # endpoint -> (submit path name, poll path name) in paths.py
 _PATHS: Final = {
     TEXT2VIDEO: ("kling_text2video", "kling_text2video_task"),
     IMAGE2VIDEO: ("kling_image2video", "kling_image2video_task"),
+    IMAGES: ("kling_images", "kling_images_task"),
 }
 
 SUBMITTED: Final = "submitted"
@@ -50,6 +57,13 @@ MODES: Final = ("std", "pro")
 ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1")
 DURATIONS: Final = ("5", "10")
 MAX_PROMPT_CHARS: Final = 2500
+# Image generation (§9.1)
+IMAGE_MODELS: Final = ("kling-v1", "kling-v1-5")
+IMAGE_ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
+IMAGE_REFERENCES: Final = ("subject", "face")  # kling-v1-5 with a reference image
+MAX_IMAGE_PROMPT_CHARS: Final = 500
+MAX_IMAGE_NEGATIVE_CHARS: Final = 200
+MAX_IMAGES: Final = 9
 
 
 @dataclass(frozen=True)
@@ -60,12 +74,19 @@ class KlingVideo:
 
 
 @dataclass(frozen=True)
+class KlingImage:
+    url: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
 class KlingTask:
     task_id: str
     endpoint: str
     status: str = SUBMITTED
     status_msg: str = ""
     videos: tuple[KlingVideo, ...] = ()
+    images: tuple[KlingImage, ...] = ()
     created_at: int = 0  # milliseconds since the epoch (§1.2); 0 when not sent
     updated_at: int = 0
     progress: int | None = None  # only when a relay adds one: Kling itself has none
@@ -149,8 +170,52 @@ async def image_to_video(
     return await _submit(client, IMAGE2VIDEO, body)
 
 
+async def generate_images(
+    client: RelayClient,
+    prompt: str,
+    *,
+    model_name: str | None = None,
+    negative_prompt: str | None = None,
+    image: str | bytes | None = None,
+    image_fidelity: float | None = None,
+    image_reference: str | None = None,
+    human_fidelity: float | None = None,
+    n: int | None = None,
+    aspect_ratio: str | None = None,
+    callback_url: str | None = None,
+) -> KlingTask:
+    """Start an image generation task (§9.1): `n` (1-9) pictures from a prompt, optionally
+    guided by a reference `image` (URL, bytes or base64; sent as raw base64) followed with
+    strength `image_fidelity` (0-1). Empty optional values are left to Kling's defaults."""
+    body = _body(
+        model_name=model_name,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        image=image_value(image) if image else None,
+        image_fidelity=image_fidelity,
+        image_reference=image_reference,
+        human_fidelity=human_fidelity,
+        n=n,
+        aspect_ratio=aspect_ratio,
+        callback_url=callback_url,
+    )
+    return await _submit(client, IMAGES, body)
+
+
 async def fetch_video(client: RelayClient, endpoint: str, task_id: str) -> KlingTask:
-    """The task's state, asked on the path of the endpoint that made it (§9.4)."""
+    """A video task's state, asked on the path of the endpoint that made it (§9.4)."""
+    if endpoint not in VIDEO_ENDPOINTS:
+        raise BadRequestError(f"not a Kling video endpoint: {endpoint!r}")
+    return await fetch_task(client, endpoint, task_id)
+
+
+async def fetch_images(client: RelayClient, task_id: str) -> KlingTask:
+    """An image generation task's state (§9.1)."""
+    return await fetch_task(client, IMAGES, task_id)
+
+
+async def fetch_task(client: RelayClient, endpoint: str, task_id: str) -> KlingTask:
+    """Any task's state, asked on the path of the endpoint that made it."""
     _submit_path, poll_path = _paths(endpoint)
     payload = await _call(
         client, "GET", poll_path, path_params={"task_id": task_id}, timeout=QUICK_TIMEOUT
@@ -228,11 +293,11 @@ def error_class_for(code: int) -> type[UpstreamError] | None:
 
 def read_envelope(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     """The envelope's `data` object; `code != 0` raises the matching UpstreamError."""
-    code = _int(payload.get("code"))
+    code = as_int(payload.get("code"))
     if code is None:
         raise ProtocolError(f"the relay's Kling reply has no result code: {_keys(payload)}")
     if code != 0:
-        message = _str(payload.get("message")).strip() or f"Kling error {code}"
+        message = as_str(payload.get("message")).strip() or f"Kling error {code}"
         error_class = error_class_for(code)
         if error_class is None:
             # A code Kling does not document: let the message's words decide.
@@ -247,15 +312,17 @@ def read_envelope(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 def parse_task(data: Mapping[str, Any], *, endpoint: str, task_id: str = "") -> KlingTask:
     result = data.get("task_result")
     videos = result.get("videos") if isinstance(result, Mapping) else None
+    images = result.get("images") if isinstance(result, Mapping) else None
     progress = data.get("progress", data.get("task_progress"))
     return KlingTask(
-        task_id=_str(data.get("task_id")).strip() or task_id,
+        task_id=as_str(data.get("task_id")).strip() or task_id,
         endpoint=endpoint,
-        status=_str(data.get("task_status")).strip().lower() or SUBMITTED,
-        status_msg=_str(data.get("task_status_msg")).strip(),
+        status=as_str(data.get("task_status")).strip().lower() or SUBMITTED,
+        status_msg=as_str(data.get("task_status_msg")).strip(),
         videos=_videos(videos),
-        created_at=_int(data.get("created_at")) or 0,
-        updated_at=_int(data.get("updated_at")) or 0,
+        images=_images(images),
+        created_at=as_int(data.get("created_at")) or 0,
+        updated_at=as_int(data.get("updated_at")) or 0,
         progress=parse_progress(progress),
     )
 
@@ -265,17 +332,30 @@ def _videos(value: object) -> tuple[KlingVideo, ...]:
         return ()
     videos = []
     for item in value:
-        if isinstance(item, Mapping) and (url := _str(item.get("url")).strip()):
-            videos.append(KlingVideo(url, _str(item.get("id")), _str(item.get("duration"))))
+        if isinstance(item, Mapping) and (url := as_str(item.get("url")).strip()):
+            videos.append(KlingVideo(url, as_str(item.get("id")), as_str(item.get("duration"))))
         elif isinstance(item, str) and item.strip():
             videos.append(KlingVideo(item.strip()))
     return tuple(videos)
 
 
+def _images(value: object) -> tuple[KlingImage, ...]:
+    if not isinstance(value, list):
+        return ()
+    images = []
+    for position, item in enumerate(value):
+        if isinstance(item, Mapping) and (url := as_str(item.get("url")).strip()):
+            index = as_int(item.get("index"))
+            images.append(KlingImage(url, position if index is None else index))
+        elif isinstance(item, str) and item.strip():
+            images.append(KlingImage(item.strip(), position))
+    return tuple(sorted(images, key=lambda image: image.index))
+
+
 def _with_kling_class(error: UpstreamError) -> UpstreamError:
     """A failing HTTP status was classified by the status alone; a Kling code in the body
     (HTTP 400 with 1102 "resource pack used up", say) knows better."""
-    code = _int(error.relay_code)
+    code = as_int(error.relay_code)
     error_class = error_class_for(code) if code is not None else None
     if error_class is None or type(error) is error_class:
         return error
@@ -289,20 +369,3 @@ def _with_kling_class(error: UpstreamError) -> UpstreamError:
 
 def _keys(payload: Mapping[str, Any]) -> str:
     return ", ".join(sorted(str(key) for key in payload)) or "empty object"
-
-
-def _str(value: object) -> str:
-    if value is None or isinstance(value, Mapping | list):
-        return ""
-    return str(value)
-
-
-def _int(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(float(str(value).strip()))
-    except ValueError:
-        return None

@@ -22,6 +22,7 @@ from studio.upstream.errors import (
     UnavailableError,
     UpstreamError,
 )
+from studio.upstream.lenient import as_str
 
 BOT_TYPES = ("MID_JOURNEY", "NIJI_JOURNEY")
 BLEND_DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
@@ -180,7 +181,7 @@ async def image_seed(client: RelayClient, task_id: str) -> str:
     payload = await client._request_json(
         "GET", "mj_image_seed", path_params={"id": task_id}, timeout=QUICK_TIMEOUT
     )
-    if _int(payload.get("code"), default=-1) == ACCEPTED and not _str(payload.get("result")):
+    if _int(payload.get("code"), default=-1) == ACCEPTED and not as_str(payload.get("result")):
         raise ProtocolError("the relay sent no seed", relay_code=str(ACCEPTED))
     return read_submit_result(payload).task_id
 
@@ -196,11 +197,11 @@ async def _submit(client: RelayClient, path_name: str, body: dict[str, Any]) -> 
 def read_submit_result(payload: Mapping[str, Any]) -> SubmitResult:
     """The §2.2 envelope: an accepted task, or the matching UpstreamError."""
     code = _int(payload.get("code"), default=-1)
-    description = _str(payload.get("description")).strip()
+    description = as_str(payload.get("description")).strip()
     properties = payload.get("properties")
     props: dict[str, Any] = dict(properties) if isinstance(properties, Mapping) else {}
-    task_id = _str(payload.get("result")).strip()
-    relay_code = str(code) if code != -1 else _str(payload.get("code")) or None
+    task_id = as_str(payload.get("result")).strip()
+    relay_code = str(code) if code != -1 else as_str(payload.get("code")) or None
     if code in (ACCEPTED, EXISTS_OR_MODAL, QUEUED):
         if not task_id:
             raise ProtocolError(
@@ -208,7 +209,7 @@ def read_submit_result(payload: Mapping[str, Any]) -> SubmitResult:
                 relay_code=relay_code,
             )
         needs_modal = code == EXISTS_OR_MODAL and (
-            _str(props.get("status")).upper() == "MODAL"
+            as_str(props.get("status")).upper() == "MODAL"
             or "window confirm" in description.casefold()
         )
         return SubmitResult(task_id, code, description, needs_modal, props)
@@ -218,7 +219,7 @@ def read_submit_result(payload: Mapping[str, Any]) -> SubmitResult:
             relay_code=relay_code,
         )
     if code == BANNED_PROMPT:
-        word = _str(props.get("bannedWord")).strip()
+        word = as_str(props.get("bannedWord")).strip()
         message = description or "the prompt contains a banned word"
         if word:
             message = f"{message} — banned word: {word}"
@@ -237,19 +238,19 @@ def read_submit_result(payload: Mapping[str, Any]) -> SubmitResult:
 def parse_task(payload: Mapping[str, Any], *, task_id: str = "") -> MJTask:
     properties = payload.get("properties")
     props: Mapping[str, Any] = properties if isinstance(properties, Mapping) else {}
-    final_prompt = _str(props.get("finalPrompt")) or _str(payload.get("finalPrompt"))
+    final_prompt = as_str(props.get("finalPrompt")) or as_str(payload.get("finalPrompt"))
     return MJTask(
-        id=_str(payload.get("id")) or task_id,
-        action=_str(payload.get("action")).upper(),
-        status=_str(payload.get("status")).upper(),
+        id=as_str(payload.get("id")) or task_id,
+        action=as_str(payload.get("action")).upper(),
+        status=as_str(payload.get("status")).upper(),
         progress=parse_progress(payload.get("progress")),
-        image_url=_str(payload.get("imageUrl")),
+        image_url=as_str(payload.get("imageUrl")),
         image_urls=_image_urls(payload.get("imageUrls")),
         buttons=_buttons(payload.get("buttons")),
-        fail_reason=_str(payload.get("failReason")),
+        fail_reason=as_str(payload.get("failReason")),
         final_prompt=final_prompt,
-        prompt=_str(payload.get("prompt")),
-        description=_str(payload.get("description")),
+        prompt=as_str(payload.get("prompt")),
+        description=as_str(payload.get("description")),
     )
 
 
@@ -272,7 +273,7 @@ def _image_urls(value: object) -> tuple[str, ...]:
         return ()
     urls: list[str] = []
     for item in value:
-        url = _str(item.get("url")) if isinstance(item, Mapping) else _str(item)
+        url = as_str(item.get("url")) if isinstance(item, Mapping) else as_str(item)
         if url:
             urls.append(url)
     return tuple(urls)
@@ -285,16 +286,10 @@ def _buttons(value: object) -> tuple[Button, ...]:
     for item in value:
         if not isinstance(item, Mapping):
             continue
-        custom_id = _str(item.get("customId") or item.get("custom_id"))
+        custom_id = as_str(item.get("customId") or item.get("custom_id"))
         if custom_id:
-            buttons.append(Button(custom_id, _str(item.get("label")), _str(item.get("emoji"))))
+            buttons.append(Button(custom_id, as_str(item.get("label")), as_str(item.get("emoji"))))
     return tuple(buttons)
-
-
-def _str(value: object) -> str:
-    if value is None or isinstance(value, Mapping | list):
-        return ""
-    return str(value)
 
 
 def _int(value: object, *, default: int) -> int:

@@ -72,11 +72,19 @@ DEFAULT_PATHS: Final[dict[str, str]] = {
     "luma_generate": "/luma/generations",
     "luma_task": "/luma/generations/{id}",
     "luma_extend": "/luma/generations/{id}/extend",
-    # Ideogram official format (§11.1), grade A; the "reverse" group (§11.2) is unknown
+    # Ideogram official format (§11.1), grade A
     "ideogram_generate": "/ideogram/generate",
     "ideogram_remix": "/ideogram/remix",
     "ideogram_upscale": "/ideogram/upscale",
     "ideogram_describe": "/ideogram/describe",
+    # Ideogram "reverse" group (§11.2, family option ideogram_format=web), grade C: guesses
+    # all, only the task query's tail (/ideogram/task-request, POST {"request_id"}) was ever
+    # seen. Override them (UPSTREAM_PATHS or /staff/families/) once the relay publishes them.
+    "ideogram_web_generate": "/ideogram/web/generate",
+    "ideogram_web_remix": "/ideogram/web/remix",
+    "ideogram_web_upscale": "/ideogram/web/upscale",
+    "ideogram_web_describe": "/ideogram/web/describe",
+    "ideogram_web_task": "/ideogram/task-request",
     # Stability official format (§12): shape A, but the relay may mount it behind a prefix
     "stability_ultra": "/v2beta/stable-image/generate/ultra",
     "stability_core": "/v2beta/stable-image/generate/core",
@@ -99,6 +107,11 @@ DEFAULT_PATHS: Final[dict[str, str]] = {
     "viggle_templates": "/viggle/template2",
     "viggle_video_task": "/viggle/video-task",
     "viggle_video_task_by_ids": "/viggle/video-task/by-ids",
+    # Guesses: the index lists Multi, Move and the credits query apart, paths unknown; Multi
+    # and Move are sent where Mix goes (told apart by their body) until the relay says.
+    "viggle_video_task_multi": "/viggle/video-task",
+    "viggle_video_task_move": "/viggle/video-task",
+    "viggle_credits": "/viggle/credits",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from studio.upstream.client import MEDIA_TIMEOUT, QUICK_TIMEOUT, RelayClient
 from studio.upstream.errors import ProtocolError, UpstreamError
+from studio.upstream.lenient import as_str
 from studio.upstream.progress import parse_progress
 
 API_VERSION: Final = "2024-11-06"
@@ -135,15 +136,15 @@ def is_not_yet_visible(error: UpstreamError) -> bool:
 
 
 def parse_task(payload: Mapping[str, Any], *, task_id: str = "") -> RunwayTask:
-    status = _str(payload.get("status")).strip().upper() or PENDING
+    status = as_str(payload.get("status")).strip().upper() or PENDING
     return RunwayTask(
-        id=_str(payload.get("id")).strip() or task_id,
+        id=as_str(payload.get("id")).strip() or task_id,
         status=status,
         progress=parse_progress(payload.get("progress")),
         output=_output(payload.get("output")),
-        failure=_str(payload.get("failure")).strip(),
-        failure_code=_str(payload.get("failureCode")).strip(),
-        created_at=_str(payload.get("createdAt")),
+        failure=as_str(payload.get("failure")).strip(),
+        failure_code=as_str(payload.get("failureCode")).strip(),
+        created_at=as_str(payload.get("createdAt")),
     )
 
 
@@ -154,13 +155,11 @@ def _output(value: object) -> tuple[str, ...]:
         return ()
     urls = []
     for item in value:
-        url = _str(item.get("url") or item.get("uri")) if isinstance(item, Mapping) else _str(item)
+        url = (
+            as_str(item.get("url") or item.get("uri"))
+            if isinstance(item, Mapping)
+            else as_str(item)
+        )
         if url.strip():
             urls.append(url.strip())
     return tuple(urls)
-
-
-def _str(value: object) -> str:
-    if value is None or isinstance(value, Mapping | list):
-        return ""
-    return str(value)

@@ -169,9 +169,7 @@ def test_probe_tells_a_refused_key_and_an_unreachable_relay_apart(staff_user, st
     credential.set_api_key(staff_relay.key)
     credential.save()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            "studio.accounts.services.allowed_base_urls", lambda: ["http://127.0.0.1:9"]
-        )
+        patch.setattr("studio.accounts.services.allowed_base_urls", lambda: ["http://127.0.0.1:9"])
         result = async_to_sync(families.run_probe)(FAMILIES["openai"], by=staff_user)
     assert result.verdict == "unreachable"
 
