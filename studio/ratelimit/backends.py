@@ -15,7 +15,7 @@ from typing import Protocol
 
 import redis
 import redis.asyncio
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import connections, router
 from django.db.models import F
 
@@ -80,7 +80,10 @@ class DatabaseCounter:
         return int(count), int(expires_at) - now
 
     async def aincr(self, key: str, period_ms: int) -> tuple[int, int]:
-        return await database_sync_to_async(self.incr)(key, period_ms)
+        # Plain sync_to_async, not channels' database_sync_to_async: async views (the
+        # playground) call this too, and closing "old" connections there would close one a
+        # request's transaction is using. Consumers tidy connections in their own calls.
+        return await sync_to_async(self.incr)(key, period_ms)
 
     def release(self, key: str) -> None:
         RateCounter.objects.filter(key=key, hits__gt=0, expires_ms__gt=now_ms()).update(
