@@ -43,7 +43,7 @@ format: setup
 # Everything CI runs: lint, the unit and integration tests on SQLite, the database tests again on
 # PostgreSQL (when it answers; with CI=true it must), and the browser tests.
 # The PostgreSQL pass is busy on the processor while the browser pass mostly waits on chromium
-# and the stack: side by side they take about the time of the longer one (4.4 min, not 7.7).
+# and the stack: side by side they take about the time of the longer one.
 test: clean-results lint test-unit test-integration
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-postgres test-browser
 	@$(MAKE) --no-print-directory bench-smoke

@@ -29,6 +29,17 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Tests make users by the hundred, and PBKDF2 at its production strength costs 0.4 s a
+    password. What the tests check of passwords does not depend on the hasher's cost; processes
+    the tests start (daphne, workers) keep the real hashers."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture
 def password() -> str:
     return "correct horse battery staple 42"
