@@ -4,6 +4,7 @@ from typing import Any
 from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,6 +16,7 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     JsonResponse,
+    QueryDict,
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -24,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from media_jobs import inputs, runner, services
 from media_jobs.forms import DIALOG_FORMS, MAX_MASK_BYTES, ActionDialogForm
-from media_jobs.kinds import offered_kinds, registry
+from media_jobs.kinds import JobKind, offered_kinds, registry
 from media_jobs.kinds.midjourney import offers_seed
 from media_jobs.models import Asset, Job
 from media_jobs.selectors import asset_for, gallery, job_for, status_data
@@ -78,9 +80,8 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
         initial = {**initial, **chosen.use.initial}
         if request.method == "POST":
             files = inputs.files_with_input(request.FILES, chosen)
-    form = job_kind.make_form(
-        request.user, request.POST or None, files or None, initial=initial, query=request.GET
-    )
+    data = _with_unused_defaults(job_kind, request.POST) if request.POST else None
+    form = job_kind.make_form(request.user, data, files or None, initial=initial, query=request.GET)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.create_job(request.user, kind, form.cleaned_data)
@@ -96,9 +97,33 @@ def new(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
             "form": form,
             "chosen_input": chosen,
             "missing_key": missing_key_message(request.user),
+            # For static/js/job-form.js: which rows apply to which mode (JobKind.field_modes).
+            "field_modes": (
+                {"field": job_kind.mode_field, "modes": job_kind.field_modes}
+                if job_kind.field_modes
+                else None
+            ),
         },
         status=400 if form.errors else 200,
     )
+
+
+def _with_unused_defaults(job_kind: JobKind, posted: QueryDict) -> QueryDict:
+    """The posted form with the fields the chosen mode does not use (JobKind.field_modes)
+    filled in with their defaults where they are missing: job-form.js disables them, so they
+    are not sent, and a required one must still pass. The mode ignores them either way; this is
+    what a page without JavaScript sends for a field left untouched."""
+    mode = posted.get(job_kind.mode_field, "")
+    fields = job_kind.form_class.base_fields
+    data = posted.copy()
+    for name, modes in job_kind.field_modes.items():
+        field = fields.get(name)
+        if mode in modes or name in posted or field is None or isinstance(field, forms.FileField):
+            continue
+        default = field.initial() if callable(field.initial) else field.initial
+        if default is not None:
+            data[name] = str(default)
+    return data
 
 
 @login_required

@@ -63,6 +63,15 @@ class JobKind(ABC):
     result_template: ClassVar[str] = ""
     # The ways this kind can take an image result of another job, offered as "Use as input".
     image_uses: ClassVar[tuple[ImageUse, ...]] = ()
+    # Fields that apply to some modes only. `mode_field` names the form's choice field that picks
+    # the mode; `field_modes` maps a form field to the values of that field in which the kind
+    # uses it (as its form's clean() and its submit() read it). On the form page
+    # (static/js/job-form.js) such a field is hidden and disabled in the other modes, so it is
+    # not sent; the view then fills it in with its default (`views.new`), as a page without
+    # JavaScript, which shows every field, would send it untouched. Fields not listed always
+    # show. tests/unit/test_field_modes.py checks the names against the form.
+    mode_field: ClassVar[str] = "mode"
+    field_modes: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @abstractmethod
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:

@@ -160,6 +160,13 @@ class CogVideoXKind(JobKind):
     poll_every = timedelta(seconds=6)
     give_up_after = timedelta(minutes=20)
     image_uses = (ImageUse(form_field="image", label=_("CogVideoX video from this image")),)
+    # By model: the options only some models take (cogvideox.MODEL_OPTIONS, which clean()
+    # and cogvideox.generate follow too).
+    mode_field = "model"
+    field_modes = {
+        option: tuple(model for model in cogvideox.MODELS if cogvideox.takes(model, option))
+        for option in ("quality", "with_audio", "size", "fps")
+    }
 
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
         model = params.get("model") or "cogvideox-flash"

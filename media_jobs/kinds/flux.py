@@ -220,6 +220,13 @@ class FluxKind(JobKind):
     form_class = FluxForm
     result_template = "media_jobs/results/flux.html"
     image_uses = (ImageUse(form_field="image_prompt", label=_("Flux with this image as prompt")),)
+    # By model: the settings only some models take (flux.MODEL_DEFAULTS, which clean() and
+    # flux.generate follow too).
+    mode_field = "model"
+    field_modes = {
+        name: tuple(model for model in flux.MODELS if flux.takes(model, name))
+        for name in ("steps", "guidance", "interval")
+    }
     first_poll = timedelta(seconds=1)
     poll_every = timedelta(seconds=2)
     give_up_after = timedelta(minutes=3)

@@ -243,6 +243,24 @@ class IdeogramKind(JobKind):
         ImageUse(form_field="image", label=_("Upscale (Ideogram)"), initial={"mode": UPSCALE}),
         ImageUse(form_field="image", label=_("Describe (Ideogram)"), initial={"mode": DESCRIBE}),
     )
+    # submit(): generate and remix send the prompt with the image-request options
+    # (_model_options), remix its image weight too; upscale sends the prompt, resemblance,
+    # detail, Magic Prompt and seed (_upscale_options); describe sends the image alone.
+    field_modes = {
+        "image": (REMIX, UPSCALE, DESCRIBE),
+        "prompt": (GENERATE, REMIX, UPSCALE),
+        "negative_prompt": (GENERATE, REMIX),
+        "model": (GENERATE, REMIX),
+        "style_type": (GENERATE, REMIX),
+        "aspect_ratio": (GENERATE, REMIX),
+        "magic_prompt_option": (GENERATE, REMIX, UPSCALE),
+        "color_palette": (GENERATE, REMIX),
+        "num_images": (GENERATE, REMIX),
+        "image_weight": (REMIX,),
+        "resemblance": (UPSCALE,),
+        "detail": (UPSCALE,),
+        "seed": (GENERATE, REMIX, UPSCALE),
+    }
     # Web format only (the official one finishes in submit): a web request takes seconds.
     first_poll = timedelta(seconds=2)
     poll_every = timedelta(seconds=3)

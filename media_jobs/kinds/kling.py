@@ -276,6 +276,22 @@ class KlingKind(JobKind):
             initial={"source": TEXT2IMAGE},
         ),
     )
+    # By `source`: the std / pro quality (Kling's own `mode`), length and prompt strength go to
+    # the video endpoints only; the shape to text to video and images (a video from an image
+    # keeps the image's); the first-frame image to image to video and as the images' reference;
+    # the end frame to image to video; the count and reference options to images only.
+    mode_field = "source"
+    field_modes = {
+        "mode": (kling.TEXT2VIDEO, kling.IMAGE2VIDEO),
+        "duration": (kling.TEXT2VIDEO, kling.IMAGE2VIDEO),
+        "aspect_ratio": (kling.TEXT2VIDEO, TEXT2IMAGE),
+        "cfg_scale": (kling.TEXT2VIDEO, kling.IMAGE2VIDEO),
+        "image": (kling.IMAGE2VIDEO, TEXT2IMAGE),
+        "image_tail": (kling.IMAGE2VIDEO,),
+        "n": (TEXT2IMAGE,),
+        "image_fidelity": (TEXT2IMAGE,),
+        "image_reference": (TEXT2IMAGE,),
+    }
     first_poll = timedelta(seconds=10)
     poll_every = timedelta(seconds=8)
     give_up_after = timedelta(minutes=20)

@@ -168,6 +168,13 @@ class LumaKind(JobKind):
             form_field="image", label=_("Luma video from this image"), initial={"mode": GENERATE}
         ),
     )
+    # An extension names its generation and keeps that video's shape and first frame; the
+    # last frame, prompt enhancement and loop go with both modes.
+    field_modes = {
+        "generation_id": (EXTEND,),
+        "aspect_ratio": (GENERATE,),
+        "image": (GENERATE,),
+    }
 
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
         mode = params.get("mode") or GENERATE

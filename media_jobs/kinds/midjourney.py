@@ -209,6 +209,13 @@ class MidjourneyKind(JobKind):
             initial={"mode": "imagine"},
         ),
     )
+    # submit(): the prompt goes to imagine and shorten, the uploads to imagine (as references),
+    # describe and blend (clean() drops them for shorten), the shape to blend only.
+    field_modes = {
+        "prompt": ("imagine", "shorten"),
+        "images": ("imagine", "describe", "blend"),
+        "dimensions": ("blend",),
+    }
     first_poll = timedelta(seconds=5)
     poll_every = timedelta(seconds=3)
     give_up_after = timedelta(minutes=10)

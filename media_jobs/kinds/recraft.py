@@ -345,6 +345,20 @@ class RecraftKind(JobKind):
             initial={"mode": "generative_upscale"},
         ),
     )
+    # Only generate sends the prompt, substyle, custom style, model, size and count
+    # (recraft.generate); a new style takes its base style and the reference images; the image
+    # operations take the one image (recraft.process_image).
+    field_modes = {
+        "prompt": (GENERATE,),
+        "style": (GENERATE, CREATE_STYLE),
+        "substyle": (GENERATE,),
+        "style_id": (GENERATE,),
+        "model": (GENERATE,),
+        "size": (GENERATE,),
+        "n": (GENERATE,),
+        "image": IMAGE_MODES,
+        "files": (CREATE_STYLE,),
+    }
 
     def make_form(
         self,

@@ -313,6 +313,25 @@ class StabilityKind(JobKind):
         ),
         ImageUse(form_field="image", label=_("SD3 image to image"), initial={"mode": SD3}),
     )
+    # Stable Image (ultra, core, sd3; stability.generate) takes the shape and file format, an
+    # image with its strength (ultra, sd3) and an SD3 model (sd3); the v1 engines (sdxl, sd1.6;
+    # stability.text_to_image) take the size, count and diffusion settings; style presets go
+    # to core and the v1 engines (clean() refuses one elsewhere).
+    field_modes = {
+        "image": (ULTRA, SD3),
+        "strength": (ULTRA, SD3),
+        "model": (SD3,),
+        "aspect_ratio": (ULTRA, CORE, SD3),
+        "output_format": (ULTRA, CORE, SD3),
+        "style_preset": (CORE, SDXL, SD16),
+        "width": (SDXL, SD16),
+        "height": (SDXL, SD16),
+        "samples": (SDXL, SD16),
+        "cfg_scale": (SDXL, SD16),
+        "steps": (SDXL, SD16),
+        "sampler": (SDXL, SD16),
+        "clip_guidance_preset": (SDXL, SD16),
+    }
 
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
         mode = params.get("mode") or CORE

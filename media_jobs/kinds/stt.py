@@ -126,6 +126,8 @@ class SttKind(JobKind):
     label = _("Speech to text")
     description = _("A transcript or English translation of an audio file, or its subtitles.")
     form_class = SttForm
+    # Only transcription takes the spoken language (clean() refuses one to translate).
+    field_modes = {"language": ("transcribe",)}
 
     async def submit(self, client: RelayClient, params: dict[str, Any]) -> Outcome:
         upload = params["audio"]

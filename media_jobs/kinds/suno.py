@@ -263,6 +263,17 @@ class SunoKind(JobKind):
     poll_every = timedelta(seconds=5)
     give_up_after = timedelta(minutes=10)
     result_template = "media_jobs/results/suno.html"
+    # clean() and submit(): a description (generate) or lyrics (custom, extend), none to join;
+    # title and style for custom and extend; the clip for extend and concat, the moment for
+    # extend. The model stays in every mode: it is part of the job's upstream id.
+    field_modes = {
+        "prompt": (GENERATE, CUSTOM, EXTEND),
+        "title": (CUSTOM, EXTEND),
+        "tags": (CUSTOM, EXTEND),
+        "make_instrumental": (GENERATE, CUSTOM, EXTEND),
+        "continue_clip_id": (EXTEND, CONCAT),
+        "continue_at": (EXTEND,),
+    }
 
     def make_form(
         self,

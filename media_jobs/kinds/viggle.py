@@ -392,6 +392,13 @@ class ViggleKind(JobKind):
             form_field="image", label=_("Viggle dance from this image"), initial={"mode": "mix"}
         ),
     )
+    # submit() uploads the extra characters for Multi only; viggle.task_body sends no
+    # background for Move. (The template / video choice is the form's other axis, `source`.)
+    field_modes = {
+        "image_2": (viggle.MULTI,),
+        "image_3": (viggle.MULTI,),
+        "bgMode": (viggle.MIX, viggle.MULTI),
+    }
 
     def make_form(
         self,
