@@ -7,6 +7,11 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from media_jobs.svg import SVG_MIME
+
+# A gallery page shows 24 covers: an SVG bigger than this is not sent whole as a thumbnail.
+GALLERY_SVG_MAX_BYTES = 256 * 1024
+
 
 class Job(models.Model):
     class Status(models.TextChoices):
@@ -62,6 +67,16 @@ class Job(models.Model):
         if text := str(self.params.get("prompt") or ""):
             return text
         return next((str(v["name"]) for v in self.params.values() if _is_upload(v)), "")
+
+    @property
+    def cover(self) -> "Asset | None":
+        """What the gallery shows of the job (from the prefetched assets, no query): the first
+        asset with a thumbnail (a song's cover art, not its audio), else a small SVG, shown as
+        it is since no thumbnail can be made of it."""
+        assets = list(self.assets.all())
+        return next((asset for asset in assets if asset.thumbnail), None) or next(
+            (a for a in assets if a.mime == SVG_MIME and a.bytes <= GALLERY_SVG_MAX_BYTES), None
+        )
 
     def upload_paths(self) -> set[str]:
         return {str(v["path"]) for v in self.params.values() if _is_upload(v)}

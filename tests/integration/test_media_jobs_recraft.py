@@ -147,7 +147,9 @@ def test_a_vector_style_gives_an_svg_kept_sanitised_and_shown_as_an_image(signed
     page = signed_in.get(f"/jobs/{job.id}/").content.decode()
     assert 'data-testid="recraft-svg-note"' in page
     gallery = signed_in.get("/jobs/").content.decode()
-    assert "gallery-placeholder" in gallery  # no thumbnail: the kind's placeholder instead
+    # No thumbnail can be made of an SVG: a small one is shown as it is, sanitised.
+    assert f'<img src="/jobs/assets/{asset.id}/"' in gallery
+    assert "gallery-placeholder" not in gallery
 
 
 # --- styles ---------------------------------------------------------------------------------

@@ -128,6 +128,9 @@ def test_a_song_job_runs_to_two_playable_clips(signed_in, relay, user, fmt, fiel
         assert "<b>Shibuya</b>" not in page
     response = signed_in.get(clips[0]["audio_url"])
     assert response.status_code == 200 and response["Content-Type"] == "audio/wav"
+    gallery = signed_in.get("/jobs/").content.decode()
+    cover_id = clips[0]["cover_url"].split("/")[-2]
+    assert f'<img src="/jobs/assets/{cover_id}/thumbnail/"' in gallery  # the cover, not the audio
 
 
 def test_continue_a_clip_then_join_it_into_one_song(signed_in, relay, user):
