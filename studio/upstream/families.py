@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import string
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -44,6 +45,15 @@ class Family:
     enabled_on_relay: bool  # listed in the enabled part of the relay's index (upstream-api §0.1)
     probe: Probe
     options: tuple[str, ...] = ()  # option names staff may set (see OPTION_CHOICES)
+    # Probes for a request format other than the default: (option, value, probe).
+    format_probes: tuple[tuple[str, str, Probe], ...] = ()
+
+    def probe_for(self, options: Mapping[str, str]) -> Probe:
+        """The probe of the request format staff chose (a family option), else the default."""
+        for option, value, format_probe in self.format_probes:
+            if options.get(option) == value:
+                return format_probe
+        return self.probe
 
 
 def _names(prefix: str, *extra: str) -> tuple[str, ...]:
@@ -84,6 +94,7 @@ FAMILIES: Final[dict[str, Family]] = {
             False,
             Probe("GET", "suno_v30_fetch", _TASK_ID),
             options=("suno_format",),
+            format_probes=(("suno_format", "b", Probe("GET", "suno_fetch", _TASK_ID)),),
         ),
         Family("flux", "Flux", _names("flux_"), "B", False, Probe("GET", "flux_get_result", _TASK)),
         Family(
@@ -106,6 +117,13 @@ FAMILIES: Final[dict[str, Family]] = {
             False,
             Probe("POST", "ideogram_generate", json={"image_request": {}}),
             options=("ideogram_format",),
+            format_probes=(
+                (
+                    "ideogram_format",
+                    "web",
+                    Probe("POST", "ideogram_web_task", json={"request_id": PROBE_TASK_ID}),
+                ),
+            ),
         ),
         Family(
             "stability",
@@ -181,7 +199,7 @@ class ProbeResult:
 
 
 async def probe(client: RelayClient, family: Family) -> ProbeResult:
-    spec = family.probe
+    spec = family.probe_for(client.credentials.options)
     params = dict(spec.path_params)
     asked = paths.path(spec.path_name, overrides=client.credentials.path_overrides, **params)
     started = time.perf_counter()

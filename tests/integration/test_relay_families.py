@@ -137,7 +137,7 @@ def test_options_are_validated_and_reach_the_client(staff_client, user, relay):
     assert relay_credentials_for(user).options == {"suno_format": "b"}
 
 
-@pytest.mark.parametrize("slug", ["openai", "midjourney", "kling", "runway"])
+@pytest.mark.parametrize("slug", list(FAMILIES))
 def test_probe_says_a_family_the_relay_serves_answers(staff_client, staff_relay, slug):
     response = staff_client.post(f"/staff/families/{slug}/probe/", follow=True)
     page = response.content.decode()
@@ -145,6 +145,23 @@ def test_probe_says_a_family_the_relay_serves_answers(staff_client, staff_relay,
     row = FamilySetting.objects.get(family=slug)
     assert row.probe_verdict == "answers"
     assert AuditEvent.objects.filter(action="family_probed", target=slug).exists()
+
+
+@pytest.mark.parametrize(
+    ("slug", "option", "value", "asked"),
+    [
+        ("suno", "suno_format", "b", "/suno/fetch/"),
+        ("ideogram", "ideogram_format", "web", "/ideogram/task-request"),
+    ],
+)
+def test_probe_asks_in_the_request_format_staff_chose(
+    staff_client, staff_relay, slug, option, value, asked
+):
+    staff_client.post(f"/staff/families/{slug}/", family_form(slug, **{option: value}))
+    staff_client.post(f"/staff/families/{slug}/probe/", follow=True)
+    row = FamilySetting.objects.get(family=slug)
+    assert row.probe_verdict == "answers", row.probe_detail
+    assert asked in row.probe_detail
 
 
 def test_probe_says_a_wrong_path_is_not_mounted(staff_client, staff_relay):
