@@ -46,6 +46,7 @@ import json
 import math
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -619,34 +620,30 @@ def _size_of(items: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 async def web_generate(req: Request, ctx: Context) -> Response:
-    try:
-        asked = _read_generate(req)
-    except Refusal as refusal:
-        return refusal.response
-    await pause(req, asked.markers, ctx.config)
-    items = _draw(req, ctx, asked)
-    responses = _web_responses(items, asked.markers)
-    return _start(req, asked, responses, _size_of(items), items[0]["seed"])
+    return await _web_images(req, ctx, _read_generate, _draw)
 
 
 async def web_remix(req: Request, ctx: Context) -> Response:
-    try:
-        asked = _read_remix(req)
-    except Refusal as refusal:
-        return refusal.response
-    await pause(req, asked.markers, ctx.config)
-    items = _draw(req, ctx, asked)
-    responses = _web_responses(items, asked.markers)
-    return _start(req, asked, responses, _size_of(items), items[0]["seed"])
+    return await _web_images(req, ctx, _read_remix, _draw)
 
 
 async def web_upscale(req: Request, ctx: Context) -> Response:
+    return await _web_images(req, ctx, _read_upscale, lambda r, c, a: [_upscaled(r, c, a)])
+
+
+async def _web_images(
+    req: Request,
+    ctx: Context,
+    read: Callable[[Request], Any],
+    draw: Callable[[Request, Context, Any], list[dict[str, Any]]],
+) -> Response:
+    """A web-format submit: the official endpoint's checks and drawing, queued as a task."""
     try:
-        asked = _read_upscale(req)
+        asked = read(req)
     except Refusal as refusal:
         return refusal.response
     await pause(req, asked.markers, ctx.config)
-    items = [_upscaled(req, ctx, asked)]
+    items = draw(req, ctx, asked)
     responses = _web_responses(items, asked.markers)
     return _start(req, asked, responses, _size_of(items), items[0]["seed"])
 

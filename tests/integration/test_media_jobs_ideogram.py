@@ -22,6 +22,7 @@ from studio.accounts.models import FamilySetting
 from studio.accounts.services import relay_credentials_for
 from studio.upstream import BadRequestError, RelayClient, RelayCredentials, ideogram
 from tests.factories import UserFactory
+from tests.integration.job_helpers import drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -381,26 +382,11 @@ def test_a_bad_form_keeps_what_was_typed(signed_in, relay, user, fields, field, 
 
 # --- web format ("reverse" group) -----------------------------------------------------------
 
-MAX_STEPS = 10
-
 
 def use_format(fmt: str) -> None:
     FamilySetting.objects.update_or_create(
         family="ideogram", defaults={"enabled": True, "options": {"ideogram_format": fmt}}
     )
-
-
-def drive(job: Job, seen: list[tuple[str, int]] | None = None) -> Job:
-    """Advance the job until it finishes, without waiting for the real polling delays."""
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if seen is not None:
-            seen.append((job.status, job.progress))
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def test_web_generate_is_polled_to_its_images(signed_in, relay, user):

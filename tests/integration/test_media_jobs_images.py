@@ -12,12 +12,10 @@ from PIL.PngImagePlugin import PngInfo
 
 from media_jobs import runner, services
 from media_jobs.models import Asset, Job
-from tests.integration.job_helpers import use_relay
+from tests.integration.job_helpers import drive, use_relay
 from tests.simulator_fixture import start_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MAX_STEPS = 30
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +28,6 @@ def realtime_simulator():
 @pytest.fixture
 def realtime_relay(settings, realtime_simulator, tmp_path, user):
     return use_relay(settings, realtime_simulator, tmp_path, user)
-
-
-def drive(job: Job) -> Job:
-    """Advance the job until it finishes, without waiting for the real polling delays."""
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def step(job: Job) -> Job:

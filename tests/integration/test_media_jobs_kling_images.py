@@ -10,22 +10,9 @@ from PIL import Image
 
 from media_jobs import runner
 from media_jobs.models import Asset, Job
+from tests.integration.job_helpers import drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MAX_STEPS = 30
-
-
-def drive(job: Job, seen: list[tuple[str, int]] | None = None) -> Job:
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if seen is not None:
-            seen.append((job.status, job.progress))
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def picture(name="ref.png", size=(480, 320), image_format="PNG") -> SimpleUploadedFile:

@@ -18,21 +18,9 @@ from media_jobs.forms import check_zoom, with_zoom
 from media_jobs.kinds.midjourney import MidjourneyKind
 from media_jobs.models import Asset, Job
 from studio.upstream import RelayClient, RelayCredentials
+from tests.integration.job_helpers import drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MAX_STEPS = 30
-
-
-def drive(job: Job) -> Job:
-    """Advance the job until it finishes, without waiting for the real polling delays."""
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def png(colour=(200, 40, 40), size=(64, 48)) -> SimpleUploadedFile:

@@ -7,27 +7,13 @@ import wave
 
 import pytest
 
-from media_jobs import runner
 from media_jobs.models import Asset, Job
 from studio.accounts.models import FamilySetting
+from tests.integration.job_helpers import drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_STEPS = 30
 LYRICS = "[Verse]\nNeon rain on <b>Shibuya</b> & me\n[Chorus]\nStay until the dawn"
-
-
-def drive(job: Job, seen: list[tuple[str, int]] | None = None) -> Job:
-    """Advance the job until it finishes, without waiting for the real polling delays."""
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if seen is not None:
-            seen.append((job.status, job.progress))
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def use_format(fmt: str) -> None:

@@ -15,25 +15,11 @@ from media_jobs import runner
 from media_jobs.models import Asset, Job
 from studio.simulator.video import SAMPLE_VIDEO
 from studio.upstream import BadRequestError, RelayClient, RelayCredentials, kling
+from tests.integration.job_helpers import drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_STEPS = 30
 SAMPLE_SHA256 = hashlib.sha256(SAMPLE_VIDEO.read_bytes()).hexdigest()
-
-
-def drive(job: Job, seen: list[tuple[str, int]] | None = None) -> Job:
-    """Advance the job until it finishes, without waiting for the real polling delays; `seen`
-    collects the (status, progress) after each step."""
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if seen is not None:
-            seen.append((job.status, job.progress))
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def picture(size=(480, 320), image_format="PNG", name="frame.png") -> SimpleUploadedFile:

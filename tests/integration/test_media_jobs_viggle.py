@@ -18,11 +18,11 @@ from media_jobs.models import Asset, Job
 from studio.accounts.models import RelayCredential
 from studio.simulator.video import SAMPLE_VIDEO
 from studio.upstream import RelayClient, RelayCredentials, viggle
+from tests.integration.job_helpers import drive
 from tests.simulator_fixture import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_STEPS = 30
 SAMPLE_SHA256 = hashlib.sha256(SAMPLE_VIDEO.read_bytes()).hexdigest()
 START_CREDITS = 300  # the simulator's new account: 100 free + 200 from a plan
 
@@ -44,17 +44,6 @@ def credits_left(relay, key) -> float:
         return (await viggle.credits(client)).total
 
     return asyncio.run(ask())
-
-
-def drive(job: Job) -> Job:
-    """Advance the job until it finishes, without waiting for the real polling delays."""
-    for _ in range(MAX_STEPS):
-        runner.advance(str(job.id))
-        job.refresh_from_db()
-        if job.finished:
-            return job
-        Job.objects.filter(pk=job.pk).update(next_step_at=None)
-    raise AssertionError(f"job did not finish: {job.status} {job.progress}% {job.error}")
 
 
 def picture(name="dancer.png", colour=(200, 60, 60), size=(320, 480)) -> SimpleUploadedFile:
